@@ -1,0 +1,15 @@
+"""Search spaces as Ray Tune sampling domains.  Importing this package registers the
+built-in spaces, so ``get_space(name)`` finds them."""
+from search_spaces.base import SearchSpace, as_rng, check_choice, distinct
+from search_spaces.registry import available_spaces, get_space, register_space
+from search_spaces import nb201  # noqa: F401  (registers "nb201")
+
+__all__ = [
+    "SearchSpace",
+    "as_rng",
+    "available_spaces",
+    "check_choice",
+    "distinct",
+    "get_space",
+    "register_space",
+]

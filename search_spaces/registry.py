@@ -1,0 +1,35 @@
+"""Name -> constructor registry, so ``get_space("nb201")`` needs no if-chains."""
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from search_spaces.base import SearchSpace
+
+_SPACES: dict[str, Callable[..., SearchSpace]] = {}
+S = TypeVar("S", bound=type)
+
+
+def register_space(name: str) -> Callable[[S], S]:
+    """Class decorator: make a space constructible by ``get_space(name, **options)``."""
+
+    def deco(cls: S) -> S:
+        if name in _SPACES:
+            raise ValueError(f"search space {name!r} is already registered")
+        cls.name = name
+        _SPACES[name] = cls
+        return cls
+
+    return deco
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """Construct a registered search space by name."""
+    try:
+        factory = _SPACES[name]
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; available: {sorted(_SPACES)}") from None
+    return factory(**options)
+
+
+def available_spaces() -> list[str]:
+    return sorted(_SPACES)
