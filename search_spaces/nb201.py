@@ -30,6 +30,8 @@ CONFIG_KEYS: tuple[str, ...] = tuple(f"edge_{j}_{i}" for j, i in EDGES)
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d)$")
 _SHUFFLE_SEED = 88
 NUM_ARCHS = len(OPS) ** len(EDGES)
+#: key shared by every cell whose output is unreachable from its input (it outputs zeros)
+ZERO_CELL_KEY = "nb201-zero-cell"
 
 
 def live_edges(spec: Spec) -> list[bool]:
@@ -125,10 +127,9 @@ class NB201Space(SearchSpace):
             check_choice(key, op, self.ops)
 
     def _key(self, spec: Spec) -> str:
-        matrix, labels = op_dag(spec)
-        if labels[-1] != "output":
-            return "nb201-zero-cell"
-        return dag_hash(matrix, labels)
+        if not any(live_edges(spec)):
+            return ZERO_CELL_KEY
+        return dag_hash(*op_dag(spec))
 
     def _canonical_spec(self, spec: Spec) -> Spec:
         """Dead edges set to ``none``; of the two orders of nodes 1 and 2 (equivalent when

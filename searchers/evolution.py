@@ -1,0 +1,69 @@
+"""Regularized evolution (Real et al., 2019): the baseline every NAS paper compares to.
+
+A population of the ``population_size`` most recently evaluated architectures; each step
+picks the best of ``sample_size`` random members (tournament) and mutates it with the
+space's own ``mutate``.  Ageing (the oldest member dies, not the worst) is what makes it
+"regularized".  Asynchronous by construction, so it runs unchanged with Tune's concurrency.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from raynas.arch import Arch
+from search_spaces import SearchSpace
+from searchers.base import ArchSearcher
+
+
+class RegularizedEvolution(ArchSearcher):
+    """REA as a Tune ``Searcher``.
+
+    Args:
+        population_size: evaluated architectures kept alive (oldest dies first).
+        sample_size: tournament size; larger means greedier.
+        max_mutations: mutations of one parent tried for an unseen child before falling
+            back to a random unseen architecture.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | str,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+        population_size: int = 10,
+        sample_size: int = 3,
+        max_mutations: int = 100,
+        max_resample: int = 1000,
+    ):
+        if not 1 <= sample_size <= population_size:
+            raise ValueError(
+                f"sample_size must be in [1, population_size={population_size}], got {sample_size}"
+            )
+        super().__init__(space, metric, mode, seed, max_resample)
+        self.population_size = population_size
+        self.sample_size = sample_size
+        self.max_mutations = max_mutations
+        self.population: deque[tuple[Arch, float]] = deque(maxlen=population_size)
+
+    def _propose(self) -> Arch | str:
+        if len(self.population) < self.population_size:
+            return self.random_unseen()
+        picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
+        parent = max((self.population[i] for i in picks), key=lambda item: self.score(item[1]))[0]
+        for _ in range(self.max_mutations):
+            child = self.space.mutate(parent, self.rng)
+            if self.is_unseen(child):
+                return child
+        return self.random_unseen()
+
+    def _observe(self, arch: Arch, value: float) -> None:
+        self.population.append((arch, value))
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "population": [(a.text, v) for a, v in self.population]}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.population = deque(
+            ((self.space.parse(s), v) for s, v in state["population"]), maxlen=self.population_size
+        )

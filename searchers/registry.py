@@ -1,0 +1,122 @@
+"""``make_searcher(name, space, metric, mode, seed, **kw)``: a name -> factory registry."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ray.tune.search import Searcher
+
+from search_spaces import SearchSpace, get_space
+
+Factory = Callable[..., Searcher]
+_SEARCHERS: dict[str, Factory] = {}
+
+
+def register_searcher(name: str) -> Callable[[Factory], Factory]:
+    """Decorator: ``factory(space, metric, mode, seed, **kw) -> Searcher`` under ``name``."""
+
+    def deco(factory: Factory) -> Factory:
+        if name in _SEARCHERS:
+            raise ValueError(f"searcher {name!r} is already registered")
+        _SEARCHERS[name] = factory
+        return factory
+
+    return deco
+
+
+def make_searcher(
+    name: str,
+    space: SearchSpace | str,
+    metric: str | None = "val_acc",
+    mode: str | None = "max",
+    seed: int | None = None,
+    **kw: Any,
+) -> Searcher:
+    """A Tune search algorithm over ``space`` that never repeats a canonical architecture."""
+    try:
+        factory = _SEARCHERS[name]
+    except KeyError:
+        raise ValueError(f"unknown searcher {name!r}; available: {available_searchers()}") from None
+    space = get_space(space) if isinstance(space, str) else space
+    return factory(space, metric, mode, seed, **kw)
+
+
+def available_searchers() -> list[str]:
+    return sorted(_SEARCHERS)
+
+
+@register_searcher("random")
+def _random(space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, **kw: Any) -> Searcher:
+    from searchers.random_search import RandomSearcher
+
+    return RandomSearcher(space, metric, mode, seed, **kw)
+
+
+@register_searcher("rea")
+def _rea(space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, **kw: Any) -> Searcher:
+    from searchers.evolution import RegularizedEvolution
+
+    return RegularizedEvolution(space, metric, mode, seed, **kw)
+
+
+@register_searcher("tpe")
+def _tpe(
+    space: SearchSpace,
+    metric: str | None,
+    mode: str | None,
+    seed: int | None,
+    n_initial_points: int = 20,
+    gamma: float = 0.25,
+    **kw: Any,
+) -> Searcher:
+    """Tune's HyperOptSearch (TPE) on the space's flat domains."""
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    from searchers.unique import UniqueArchSearcher
+
+    inner = HyperOptSearch(
+        space=space.tune_space(),
+        metric=metric,
+        mode=mode,
+        n_initial_points=n_initial_points,
+        random_state_seed=seed,
+        gamma=gamma,
+    )
+    return UniqueArchSearcher(inner, space, metric, mode, seed, **kw)
+
+
+@register_searcher("nevergrad")
+def _nevergrad(
+    space: SearchSpace,
+    metric: str | None,
+    mode: str | None,
+    seed: int | None,
+    optimizer: str = "NGOpt",
+    budget: int = 1000,
+    **kw: Any,
+) -> Searcher:
+    """Tune's NevergradSearch; NGOpt picks its algorithm from the ``budget`` it is told."""
+    import nevergrad as ng
+    import numpy as np
+    from ray.tune.search.nevergrad import NevergradSearch
+
+    from searchers.unique import UniqueArchSearcher
+
+    if optimizer not in ng.optimizers.registry:
+        raise ValueError(f"unknown nevergrad optimizer {optimizer!r}; e.g. NGOpt, OnePlusOne, DE, PortfolioDiscreteOnePlusOne")
+    parametrization = NevergradSearch.convert_search_space(space.tune_space())
+    parametrization.random_state = np.random.RandomState(seed)
+    inner = NevergradSearch(
+        optimizer=ng.optimizers.registry[optimizer],
+        optimizer_kwargs={"budget": budget},
+        space=parametrization,
+        metric=metric,
+        mode=mode,
+    )
+    return UniqueArchSearcher(inner, space, metric, mode, seed, **kw)
+
+
+@register_searcher("ax")
+def _ax(space: SearchSpace, metric: Any, mode: Any, seed: int | None, **kw: Any) -> Searcher:
+    from searchers.ax_searcher import AxSearcher
+
+    return AxSearcher(space, metric, mode, seed, **kw)

@@ -1,0 +1,105 @@
+"""Run any Tune ``Searcher`` over a raynas space without repeating equivalent architectures.
+
+Tune's own searchers (HyperOpt TPE, Nevergrad, Optuna, ...) see the flat config only, so
+they happily propose a cell equivalent to one already trained.  This adapter sits between
+them and Tune: a repeat is answered at once from the recorded result (the optimiser still
+learns from it) or marked failed while its twin is still running, and a fresh proposal is
+requested; after ``max_repeats`` repeats a random unseen architecture is used instead.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from raynas.arch import Arch
+from search_spaces import SearchSpace
+from searchers.base import FINISHED, ArchSearcher
+
+
+class UniqueArchSearcher(ArchSearcher):
+    """Wrap ``inner`` (a Tune ``Searcher`` already holding this space's domains)."""
+
+    def __init__(
+        self,
+        inner: Searcher,
+        space: SearchSpace | str,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+        max_repeats: int = 20,
+        max_resample: int = 1000,
+    ):
+        super().__init__(space, metric, mode, seed, max_resample)
+        self.inner = inner
+        self.max_repeats = max_repeats
+        self.inner_ids: dict[str, str | None] = {}  # our trial id -> inner trial id (None: not the inner's)
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        super().set_search_properties(metric, mode, config, **spec)
+        self.inner.set_search_properties(self._metric, self._mode, {})
+        return True
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        self._check_objective()
+        for attempt in range(self.max_repeats):
+            inner_id = f"{trial_id}~{attempt}"
+            config = self.inner.suggest(inner_id)
+            if config is None or config == FINISHED:
+                return config
+            arch = self.space.decode(config)
+            if self.is_unseen(arch):
+                return self._accept(trial_id, arch, inner_id)
+            known = self.values.get(arch.key)
+            if known is None:
+                self.inner.on_trial_complete(inner_id, error=True)
+            else:
+                self.inner.on_trial_complete(inner_id, {self._metric: known})
+        arch = self.random_unseen()
+        return arch if arch == FINISHED else self._accept(trial_id, arch, None)
+
+    def _accept(self, trial_id: str, arch: Arch, inner_id: str | None) -> dict:
+        self.seen.add(arch.key)
+        self.pending[trial_id] = arch
+        self.inner_ids[trial_id] = inner_id
+        return self.space.encode(arch)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        inner_id = self.inner_ids.get(trial_id)
+        if inner_id is not None:
+            self.inner.on_trial_result(inner_id, result)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        arch = self.pending.get(trial_id)
+        inner_id = self.inner_ids.pop(trial_id, None)
+        super().on_trial_complete(trial_id, result, error)
+        value = self._value(result)
+        if inner_id is not None:
+            ok = not error and value is not None
+            self.inner.on_trial_complete(inner_id, {self._metric: value} if ok else None, error=not ok)
+        elif arch is not None and value is not None and not error:
+            try:  # a fallback architecture: teach the optimiser if it can take outside points
+                self.inner.add_evaluated_point(self.space.encode(arch), value)
+            except NotImplementedError:
+                pass
+
+    def get_state(self) -> dict:
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "inner.pkl")
+            self.inner.save(path)
+            with open(path, "rb") as handle:
+                inner = handle.read()
+        return {**super().get_state(), "inner": inner, "inner_ids": dict(self.inner_ids)}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self.inner_ids = dict(state["inner_ids"])
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "inner.pkl")
+            with open(path, "wb") as handle:
+                handle.write(state["inner"])
+            self.inner.restore(path)
+
+
