@@ -3,6 +3,7 @@ only parses arguments and dispatches."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Callable, Sequence
@@ -59,10 +60,97 @@ def _run_spaces(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_values(pairs: Sequence[str], flag: str) -> dict[str, object]:
+    """``["lr=0.1", "augment=false"]`` -> ``{"lr": 0.1, "augment": False}`` (JSON values, else text)."""
+    out: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} takes KEY=VALUE, got {pair!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _configure_search(parser: argparse.ArgumentParser) -> None:
+    from raynas.experiment import TRAINABLES, SearchSettings
+
+    d = SearchSettings()
+    parser.add_argument("--space", default=d.space, help="search space (see `raynas spaces`)")
+    parser.add_argument("--searcher", default=d.searcher, help="random, rea, tpe, nevergrad, ax, ...")
+    parser.add_argument("--trainable", default=d.trainable, choices=TRAINABLES)
+    parser.add_argument("--dataset", default=d.dataset, help="digits | cifar10:/path/to/cifar-10-batches-py | synthetic")
+    parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark)")
+    parser.add_argument("--metric", default=d.metric)
+    parser.add_argument("--mode", default=d.mode, choices=("max", "min"))
+    parser.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
+    parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent)
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial (standalone)")
+    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--storage", default=d.storage, help="where Tune writes the experiment")
+    parser.add_argument("--name", help="experiment name (a folder under --storage)")
+    parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
+    parser.add_argument("--resume", metavar="EXPERIMENT_DIR", help="continue an interrupted experiment")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="trainer config, e.g. lr=0.1")
+    parser.add_argument("--searcher-opt", action="append", default=[], metavar="KEY=VALUE", help="e.g. population_size=20")
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from raynas.experiment import SearchSettings, run_search
+
+    settings = SearchSettings(
+        space=args.space,
+        searcher=args.searcher,
+        trainable=args.trainable,
+        dataset=args.dataset,
+        benchmark=args.benchmark,
+        metric=args.metric,
+        mode=args.mode,
+        num_samples=args.num_samples,
+        max_concurrent=args.max_concurrent,
+        epochs=args.epochs,
+        seed=args.seed,
+        storage=args.storage,
+        name=args.name,
+        address=args.address,
+        trainer_options=_key_values(args.set, "--set"),
+        searcher_options=_key_values(args.searcher_opt, "--searcher-opt"),
+    )
+    start = time.perf_counter()
+    outcome = run_search(settings, resume=args.resume)
+    print(f"\n{outcome.num_trials} trials in {time.perf_counter() - start:.0f} s")
+    print(f"best architecture  {outcome.best_arch}")
+    for key, value in outcome.best_metrics.items():
+        print(f"  {key:10s} {value:.4g}" if isinstance(value, float) else f"  {key:10s} {value}")
+    print(f"trials table       {outcome.trials_path}")
+    print(f"trajectory plot    {outcome.plot_path}")
+    return 0
+
+
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default="~/ray_results", help="where Tune writes the experiment")
+    parser.add_argument("--num-samples", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=4)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    """The embedded default search: REA over NB201 cells, trained on scikit-learn's digits."""
+    demo = [
+        "--space", "nb201", "--searcher", "rea", "--trainable", "standalone", "--dataset", "digits",
+        "--num-samples", str(args.num_samples), "--epochs", str(args.epochs), "--max-concurrent", "2",
+        "--storage", args.storage, "--name", "raynas-demo", "--searcher-opt", "population_size=8",
+    ]  # fmt: skip
+    return _run_search(build_parser().parse_args(["search", *demo]))
+
+
 #: name -> (help, add arguments, run); new sub-commands are one entry here
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "inspect": ("build one architecture's network and print its size", _configure_inspect, _run_inspect),
     "spaces": ("list the registered search spaces", _configure_spaces, _run_spaces),
+    "search": ("run a NAS experiment through Ray Tune", _configure_search, _run_search),
+    "demo": ("the embedded default search (NB201 on digits, 16 trials)", _configure_demo, _run_demo),
 }
 
 

@@ -3,6 +3,8 @@ built-in spaces, so ``get_space(name)`` finds them."""
 from search_spaces.base import SearchSpace, as_rng, check_choice, distinct
 from search_spaces.registry import available_spaces, get_space, register_space
 from search_spaces import nb201  # noqa: F401  (registers "nb201")
+from search_spaces import darts  # noqa: F401  (registers "darts")
+from search_spaces import nb101  # noqa: F401  (registers "nb101")
 
 __all__ = [
     "SearchSpace",

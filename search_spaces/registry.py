@@ -9,14 +9,20 @@ _SPACES: dict[str, Callable[..., SearchSpace]] = {}
 S = TypeVar("S", bound=type)
 
 
-def register_space(name: str) -> Callable[[S], S]:
-    """Class decorator: make a space constructible by ``get_space(name, **options)``."""
+def register_space(name: str, aliases: tuple[str, ...] = ()) -> Callable[[S], S]:
+    """Class decorator: make a space constructible by ``get_space(name, **options)``.
+
+    ``aliases`` construct the same class (Arch values stay tagged ``name``), e.g. a
+    benchmark's name for the space it was built on (``nb301`` for ``darts``).
+    """
 
     def deco(cls: S) -> S:
-        if name in _SPACES:
-            raise ValueError(f"search space {name!r} is already registered")
+        for key in (name, *aliases):
+            if key in _SPACES:
+                raise ValueError(f"search space {key!r} is already registered")
         cls.name = name
-        _SPACES[name] = cls
+        for key in (name, *aliases):
+            _SPACES[key] = cls
         return cls
 
     return deco

@@ -65,6 +65,7 @@ class ArchSearcher(Searcher):
         self.history: list[tuple[Arch, float]] = []
         self.values: dict[str, float] = {}  # canonical key -> metric value of finished trials
         self.failed: list[Arch] = []
+        self._left: list[Arch] | None = None  # unseen archs of a nearly exhausted finite space
 
     # ------------------------------------------------------------------ Tune protocol
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
@@ -178,15 +179,17 @@ class ArchSearcher(Searcher):
 
     def random_unseen(self) -> Arch | str:
         """A random architecture not proposed before, or ``FINISHED`` if none is left."""
-        for _ in range(self.max_resample):
-            arch = self.space.sample(self.rng)
-            if self.is_unseen(arch):
-                return arch
-        try:
-            left = [a for a in self.space.enumerate() if self.is_unseen(a)]
-        except TypeError:  # infinite in practice: keep sampling, it cannot be exhausted
-            return self.random_unseen()
-        return left[int(self.rng.integers(len(left)))] if left else FINISHED
+        if self._left is None:
+            for _ in range(self.max_resample):
+                arch = self.space.sample(self.rng)
+                if self.is_unseen(arch):
+                    return arch
+            try:  # sampling keeps hitting seen archs: list what is left, once
+                self._left = list({a: None for a in self.space.enumerate() if self.is_unseen(a)})
+            except TypeError:  # too large to enumerate, so far from exhausted: keep sampling
+                return self.random_unseen()
+        self._left = [a for a in self._left if self.is_unseen(a)]
+        return self._left[int(self.rng.integers(len(self._left)))] if self._left else FINISHED
 
     def best(self) -> tuple[Arch, float] | None:
         """Best finished architecture and its metric value so far."""

@@ -4,7 +4,8 @@ Tune's own searchers (HyperOpt TPE, Nevergrad, Optuna, ...) see the flat config 
 they happily propose a cell equivalent to one already trained.  This adapter sits between
 them and Tune: a repeat is answered at once from the recorded result (the optimiser still
 learns from it) or marked failed while its twin is still running, and a fresh proposal is
-requested; after ``max_repeats`` repeats a random unseen architecture is used instead.
+requested; configs the space rejects (an NB101 cell with too many edges) are marked failed
+too.  After ``max_repeats`` repeats a random unseen architecture is used instead.
 """
 from __future__ import annotations
 
@@ -49,7 +50,11 @@ class UniqueArchSearcher(ArchSearcher):
             config = self.inner.suggest(inner_id)
             if config is None or config == FINISHED:
                 return config
-            arch = self.space.decode(config)
+            try:
+                arch = self.space.decode(config)
+            except ValueError:  # e.g. an NB101 cell with too many edges: teach it that this fails
+                self.inner.on_trial_complete(inner_id, error=True)
+                continue
             if self.is_unseen(arch):
                 return self._accept(trial_id, arch, inner_id)
             known = self.values.get(arch.key)

@@ -17,3 +17,16 @@ def benchmark_file(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"benchmark table {path} not found (set RAYNAS_BENCHMARKS to the folder holding it)")
     return path
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray session per test module (2 CPUs, no dashboard), shut down afterwards."""
+    import ray
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    paths = [str(REPO), str(REPO / "tests"), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)  # workers import test helpers
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

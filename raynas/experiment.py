@@ -1,0 +1,149 @@
+"""One NAS experiment through Ray Tune: what ``raynas search`` and ``raynas demo`` run.
+
+It only wires raynas parts into a plain ``tune.Tuner`` (searcher, trainable with shared
+data, checkpointing, reuse of actors) and writes the results a person wants to read;
+Ray does the scheduling, fault tolerance and distribution.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+
+from raynas.results import plot_trajectory, trials_table, write_parquet_atomic
+
+TRAINABLES = ("standalone", "benchmark")
+
+
+@dataclass
+class SearchSettings:
+    """Everything that defines an experiment (the CLI flags, one to one)."""
+
+    space: str = "nb201"
+    searcher: str = "rea"
+    trainable: str = "standalone"
+    dataset: str = "digits"
+    benchmark: str | None = None
+    metric: str = "val_acc"
+    mode: str = "max"
+    num_samples: int = 16
+    max_concurrent: int = 2
+    epochs: int = 4
+    seed: int = 0
+    storage: str = "~/ray_results"
+    name: str | None = None
+    address: str | None = None
+    max_failures: int = 2
+    searcher_options: dict[str, Any] = field(default_factory=dict)
+    trainer_options: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        if self.trainable not in TRAINABLES:
+            raise ValueError(f"trainable must be one of {list(TRAINABLES)}, got {self.trainable!r}")
+        if self.trainable == "benchmark" and not self.benchmark:
+            raise ValueError("--trainable benchmark needs --benchmark PATH (a Parquet table)")
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+        if self.num_samples < 1 or self.max_concurrent < 1:
+            raise ValueError("num_samples and max_concurrent must be >= 1")
+
+
+@dataclass
+class SearchOutcome:
+    experiment_dir: Path
+    trials_path: Path
+    plot_path: Path
+    best_arch: str | None
+    best_metrics: dict[str, Any]
+    num_trials: int
+
+
+def _trainable(settings: SearchSettings) -> Any:
+    """The trainable with its large read-only input put in the object store once."""
+    if settings.trainable == "benchmark":
+        from raynas.benchmarks import TabularBenchmark
+        from raynas.trainables import BenchmarkTrainable
+
+        table = TabularBenchmark.from_parquet(settings.benchmark, settings.space, settings.dataset)
+        return tune.with_parameters(BenchmarkTrainable, benchmark=table)
+    from raynas.data import load_dataset
+    from raynas.trainables import StandaloneTrainable
+
+    return tune.with_parameters(StandaloneTrainable, data=load_dataset(settings.dataset))
+
+
+def _param_space(settings: SearchSettings) -> dict[str, Any]:
+    """Trainer constants; the searcher supplies the architecture keys."""
+    config: dict[str, Any] = {"space": settings.space, "dataset": settings.dataset, "seed": settings.seed}
+    if settings.trainable == "benchmark":
+        config["benchmark"] = str(Path(settings.benchmark).resolve())
+    else:
+        config["epochs"] = settings.epochs
+    return {**config, **settings.trainer_options}
+
+
+def connect(address: str | None) -> None:
+    """Join a running cluster (``auto`` or ``HOST:PORT``) or start Ray on this machine."""
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
+
+
+def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOutcome:
+    """Run (or, with ``resume`` = an experiment dir, continue) a search and write its results."""
+    from searchers import make_searcher
+
+    settings.check()
+    connect(settings.address)
+    trainable = _trainable(settings)
+    if resume:
+        tuner = tune.Tuner.restore(str(Path(resume).expanduser()), trainable=trainable, resume_errored=True)
+    else:
+        options = dict(settings.searcher_options)
+        if settings.searcher == "nevergrad":
+            options.setdefault("budget", settings.num_samples)  # NGOpt picks its method from the budget
+        searcher = make_searcher(settings.searcher, settings.space, settings.metric, settings.mode, settings.seed, **options)
+        tuner = tune.Tuner(
+            trainable,
+            param_space=_param_space(settings),
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                metric=settings.metric,
+                mode=settings.mode,
+                num_samples=settings.num_samples,
+                max_concurrent_trials=settings.max_concurrent,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=settings.name,
+                storage_path=str(Path(settings.storage).expanduser().resolve()),
+                checkpoint_config=tune.CheckpointConfig(
+                    checkpoint_frequency=1 if settings.trainable == "standalone" else 0, num_to_keep=1
+                ),
+                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                verbose=1,
+            ),
+        )
+    results = tuner.fit()
+    return summarise(results, settings.metric, settings.mode)
+
+
+def summarise(results: Any, metric: str, mode: str) -> SearchOutcome:
+    """Write ``trials.parquet`` and ``search_trajectory.png`` beside Tune's files."""
+    experiment_dir = Path(results.experiment_path)
+    table = trials_table(results)
+    trials_path = write_parquet_atomic(table, experiment_dir / "trials.parquet")
+    values = table.column(metric).to_pylist() if metric in table.column_names else []
+    values = [math.nan if v is None else float(v) for v in values]
+    plot_path = plot_trajectory(values, metric, mode, experiment_dir / "search_trajectory.png")
+    best_arch, best_metrics = None, {}
+    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+    if finite:
+        pick = max(finite, key=lambda i: values[i] if mode == "max" else -values[i])
+        row = table.slice(pick, 1).to_pylist()[0]
+        best_arch = row.get("arch")
+        best_metrics = {k: row[k] for k in ("val_acc", "test_acc", "params", "flops", "epoch", "trial_id") if row.get(k) is not None}
+    return SearchOutcome(experiment_dir, trials_path, plot_path, best_arch, best_metrics, table.num_rows)
