@@ -41,9 +41,10 @@ EDGES: tuple[tuple[int, int], ...] = tuple(itertools.combinations(range(NUM_VERT
 EDGE_KEYS: tuple[str, ...] = tuple(f"adj_{i}_{j}" for i, j in EDGES)
 OP_KEYS: tuple[str, ...] = tuple(f"op_{v}" for v in range(1, NUM_VERTICES - 1))
 CONFIG_KEYS: tuple[str, ...] = EDGE_KEYS + OP_KEYS
-#: ops a padding vertex gets when a smaller cell is written with 7 vertices (it has no edges)
+#: op a padding vertex gets when a smaller cell is written with 7 vertices (it has no edges)
 PAD_OP = OPS[0]
 _HASH_LABEL = {op: i for i, op in enumerate(OPS)} | {"input": -1, "output": -2}
+_NO_PATH = "adj: the input does not reach the output; a cell needs an input->output path"
 
 
 def prune(matrix: Matrix, ops: Sequence[str]) -> Spec | None:
@@ -118,21 +119,24 @@ class NB101Space(SearchSpace):
         n = len(ops) if isinstance(ops, tuple) else -1
         if not 2 <= n <= NUM_VERTICES:
             raise ValueError(f"ops: need a tuple of 2..{NUM_VERTICES} ops (input, ..., output), got {ops!r}")
-        if not (isinstance(matrix, tuple) and len(matrix) == n and all(isinstance(r, tuple) and len(r) == n for r in matrix)):
+        square = isinstance(matrix, tuple) and len(matrix) == n
+        if not (square and all(isinstance(row, tuple) and len(row) == n for row in matrix)):
             raise ValueError(f"adj: must be a {n}x{n} tuple of tuples to match {n} ops, got {matrix!r}")
         for i, row in enumerate(matrix):
             for j, x in enumerate(row):
                 if x not in (0, 1) or isinstance(x, float):
                     raise ValueError(f"adj[{i}][{j}]: {x!r} is not allowed; entries must be 0 or 1")
                 if x and j <= i:
-                    raise ValueError(f"adj[{i}][{j}]: the matrix must be upper triangular (edges go from lower to higher vertex)")
+                    raise ValueError(
+                        f"adj[{i}][{j}]: the matrix must be upper triangular (edges go to higher vertices)"
+                    )
         if ops[0] != "input" or ops[-1] != "output":
             raise ValueError(f"ops: the first op must be 'input' and the last 'output', got {list(ops)}")
         for v, op in enumerate(ops[1:-1], start=1):
             check_choice(f"ops[{v}]", op, self.ops)
         pruned = prune(matrix, ops)
         if pruned is None:
-            raise ValueError("adj: the input does not reach the output; a cell needs an input->output path")
+            raise ValueError(_NO_PATH)
         edges = sum(map(sum, pruned[0]))
         if edges > MAX_EDGES:
             raise ValueError(f"adj: {edges} edges after pruning; at most {MAX_EDGES} are allowed")
@@ -145,7 +149,7 @@ class NB101Space(SearchSpace):
         """The pruned cell (isomorphic cells still differ here but share the key)."""
         pruned = prune(*spec)
         if pruned is None:
-            raise ValueError("adj: the input does not reach the output; a cell needs an input->output path")
+            raise ValueError(_NO_PATH)
         return pruned
 
     def _spec_from_config(self, config: Mapping[str, Any]) -> Spec:
@@ -190,8 +194,8 @@ class NB101Space(SearchSpace):
         rng = as_rng(rng)
         while True:
             matrix = np.triu(rng.integers(0, 2, size=(NUM_VERTICES, NUM_VERTICES)), k=1)
-            ops = ("input",) + tuple(self.ops[i] for i in rng.integers(len(self.ops), size=NUM_VERTICES - 2)) + ("output",)
-            spec = spec_from_arrays(matrix, ops)
+            labels = [self.ops[i] for i in rng.integers(len(self.ops), size=NUM_VERTICES - 2)]
+            spec = spec_from_arrays(matrix, ["input", *labels, "output"])
             if self.is_valid(spec):
                 return self.make(spec)
 
@@ -199,6 +203,8 @@ class NB101Space(SearchSpace):
         """NB101's evolution mutation on the cell written with 7 vertices: flip each edge
         with probability ``rate/7`` and resample each op with probability ``rate/5``,
         repeated until the cell is valid and its key differs from ``arch``'s."""
+        if not mutation_rate > 0:
+            raise ValueError(f"mutation_rate: {mutation_rate!r} is not allowed; it must be > 0")
         rng = as_rng(rng)
         matrix, ops = pad_to_seven(self._own(arch).spec)
         while True:
@@ -238,8 +244,8 @@ class NB101Space(SearchSpace):
         and then edge set (NB101 publishes no order of its own; its files are keyed by hash).
 
         Slow (minutes): for each vertex count it lists the already-pruned graphs with at
-        most 9 edges, keeps one graph per unlabeled isomorphism class, and labels it in
-        every way, yielding each new key once.
+        most 9 edges, keeps one graph per unlabeled hash (isomorphism class), and labels it
+        in every way, yielding each new key once.
         """
         seen: set[str] = set()
         for n in range(2, NUM_VERTICES + 1):
@@ -278,10 +284,13 @@ class NB101Space(SearchSpace):
             raise ValueError(
                 f"unknown NB101 build options {sorted(hp)}; allowed: stem_channels, num_stacks, num_modules_per_stack"
             )
-        for name, value in (("num_classes", num_classes), ("stem_channels", stem_channels),
-                            ("num_stacks", num_stacks), ("num_modules_per_stack", num_modules_per_stack)):
+        sizes = {"num_classes": num_classes, "stem_channels": stem_channels, "num_stacks": num_stacks,
+                 "num_modules_per_stack": num_modules_per_stack}
+        for name, value in sizes.items():
             if not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name}: {value!r} is not allowed; it must be a positive int")
+        if len(in_shape) != 3:
+            raise ValueError(f"in_shape: {in_shape!r} is not allowed; it must be (channels, height, width)")
         matrix, ops = self._canonical_spec(self._own(arch).spec)
         return NB101Network(
             matrix, ops, num_classes=num_classes, in_channels=in_shape[0], stem_channels=stem_channels,

@@ -122,3 +122,25 @@ def test_cli_rejects_bad_arguments_with_a_message(ray_session, capsys):
     assert "unknown searcher 'bogus'" in capsys.readouterr().err
     assert cli_main(["search", "--set", "lr"]) == 2
     assert "--set takes KEY=VALUE" in capsys.readouterr().err
+
+
+def _readme_examples() -> list[str]:
+    text = (REPO / "README.md").read_text()
+    blocks = text.split("```python\n")[1:]
+    return [b.split("```")[0] for b in blocks if "tune.Tuner(" in b or "tune.run(" in b]
+
+
+def test_readme_has_a_tuner_and_a_tune_run_example():
+    examples = _readme_examples()
+    assert any("tune.Tuner(" in e for e in examples) and any("tune.run(" in e for e in examples)
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_readme_example_runs(index, ray_session, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_readme_examples()[index], f"README example {index}", "exec"), {})
+    lines = capsys.readouterr().out.splitlines()
+    printed = [line.split() for line in lines if line.startswith("|") and line.count(" ") == 1]
+    assert printed, "the example printed no 'arch val_acc' line"
+    arch, value = printed[-1]
+    assert SPACE.is_valid(SPACE.parse(arch)) and 0 <= float(value) <= 100

@@ -1,0 +1,83 @@
+"""Searchers against the NB201 table, NASLib style: valid accuracy guides the search, the
+test accuracy of the best-by-valid architecture is reported after 50 / 100 / 150 queries.
+
+    python bench/search_nb201.py --benchmark ../shared/benchmarks/nb201_all.parquet \
+        --dataset cifar10 --searchers random,rea,tpe,nevergrad,ax --budget 150 --seeds 100 \
+        --seeds-for ax=10
+
+Each (searcher, seed) run is a Ray task; the table goes into the object store once.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import ray
+
+from raynas.benchmarks import TabularBenchmark
+from searchers import FINISHED, make_searcher
+
+
+def search_once(name: str, seed: int, budget: int, table: TabularBenchmark, options: dict) -> tuple[np.ndarray, float]:
+    """Test accuracy of the best-by-valid architecture after each query, and seconds taken."""
+    import torch
+
+    torch.set_num_threads(1)
+    searcher = make_searcher(name, table.space, "val_acc", "max", seed, **options)
+    best_valid, best_test = -np.inf, np.nan
+    trajectory = np.full(budget, np.nan)
+    start = time.perf_counter()
+    for i in range(budget):
+        config = searcher.suggest(str(i))
+        if config is None or config == FINISHED:
+            break
+        arch = table.space.decode(config)
+        valid = table.query(arch, "valid")
+        searcher.on_trial_complete(str(i), {"val_acc": valid})
+        if valid > best_valid:
+            best_valid, best_test = valid, table.query(arch, "test")
+        trajectory[i] = best_test
+    return trajectory, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", default="../shared/benchmarks/nb201_all.parquet")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--searchers", default="random,rea,tpe,nevergrad")
+    parser.add_argument("--budget", type=int, default=150)
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--seeds-for", action="append", default=[], metavar="NAME=N", help="fewer seeds for slow searchers")
+    parser.add_argument("--report", default="50,100,150", help="query counts to report")
+    args = parser.parse_args()
+
+    seeds_for = {k: int(v) for k, v in (item.split("=") for item in args.seeds_for)}
+    report = [int(r) for r in args.report.split(",") if int(r) <= args.budget]
+    table = TabularBenchmark.from_parquet(args.benchmark, "nb201", args.dataset)
+    ray.init(include_dashboard=False, log_to_driver=False)
+    table_ref = ray.put(table)
+    task = ray.remote(num_cpus=1)(search_once)
+    names = args.searchers.split(",")
+    pending = {}
+    for name in names:
+        options = {"budget": args.budget} if name == "nevergrad" else {}
+        for seed in range(seeds_for.get(name, args.seeds)):
+            pending[task.remote(name, seed, args.budget, table_ref, options)] = name
+    results: dict[str, list[tuple[np.ndarray, float]]] = {n: [] for n in names}
+    for ref, name in pending.items():
+        results[name].append(ray.get(ref))
+
+    optimum = float(np.max(table.column("test")))
+    print(f"NB201 {args.dataset}: test accuracy of the best-by-valid architecture (mean ± std over seeds); optimum {optimum:.2f}\n")
+    print("| searcher | seeds | " + " | ".join(f"{q} queries" for q in report) + " | s / run |")
+    print("| --- | --- | " + " | ".join("---" for _ in report) + " | --- |")
+    for name in names:
+        runs = np.stack([t for t, _ in results[name]])
+        cells = [f"{np.nanmean(runs[:, q - 1]):.2f} ± {np.nanstd(runs[:, q - 1]):.2f}" for q in report]
+        seconds = np.mean([s for _, s in results[name]])
+        print(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {seconds:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
