@@ -8,6 +8,14 @@ Pareto fronts.  Ax sees the space's flat Tune domains (converted once by
 tried is never run twice but is settled in Ax at once (with the known result, so the
 model still learns that equivalent cells score alike), and when Ax keeps repeating itself
 a random unseen architecture is attached to Ax instead.
+
+Ax's default strategy ("fast") one-hot encodes categorical parameters and optimises the
+acquisition function in the relaxed continuous space; on NAS cells (all categorical) its
+rounded optimum is mostly a cell already evaluated, Ax re-runs the whole optimisation up
+to five times, then falls back to Sobol: 30-60 s per suggestion on a CPU and little gain.
+So the default here is ``method="mixed"``: Sobol, then Ax's ``BO_MIXED`` generator (a GP
+with a categorical kernel, the acquisition maximised by discrete local search that skips
+evaluated and pending cells).
 """
 from __future__ import annotations
 
@@ -18,9 +26,12 @@ import tempfile
 from typing import Any, Mapping
 
 from ax import ChoiceParameterConfig, Client, RangeParameterConfig
+from ax.adapter.registry import Generators
 from ax.api.utils.instantiation.from_string import optimization_config_from_string
 from ax.exceptions.core import DataRequiredError
 from ax.exceptions.generation_strategy import GenerationStrategyRepeatedPoints, MaxParallelismReachedException
+from ax.generation_strategy.generation_node import GenerationStep
+from ax.generation_strategy.generation_strategy import GenerationStrategy
 from ray.tune.search.sample import Categorical, Domain, Float, Integer, LogUniform, Quantized, Uniform
 
 from raynas.arch import Arch
@@ -28,8 +39,10 @@ from search_spaces import SearchSpace
 from searchers.base import FINISHED, ArchSearcher
 
 Parameter = ChoiceParameterConfig | RangeParameterConfig
+_AX_METHODS = ("fast", "quality", "random_search")
 _GS_OPTIONS = set(inspect.signature(Client.configure_generation_strategy).parameters) - {
     "self",
+    "method",
     "initialization_budget",
     "initialization_random_seed",
 }
@@ -44,15 +57,19 @@ class AxSearcher(ArchSearcher):
         seed: Ax's random seed (initial Sobol points and model fitting).
         objectives: ``{"val_acc": "max", "params": "min"}`` for multi-objective search;
             the first entry is the primary ``metric``/``mode`` Tune sees.
-        num_initial_trials: quasi-random trials before the model takes over (Ax's
-            ``initialization_budget``; Ax picks 5 when ``None``).
+        num_initial_trials: quasi-random (Sobol) trials before the model takes over
+            (Ax's ``initialization_budget``; 5 when ``None``).
         outcome_constraints: Ax constraint strings such as ``"params <= 1e6"``; in
             multi-objective search a bound on an objective is its reference threshold.
         max_retries: proposals of already-tried architectures tolerated per ``suggest``
             before a random unseen architecture is attached instead.
         max_resample: see :class:`~searchers.base.ArchSearcher`.
-        client_options: other ``Client.configure_generation_strategy`` options, e.g.
-            ``method="random_search"`` or ``initialize_with_center=False``.
+        method: ``"mixed"`` (see the module docstring) or one of Ax's own strategies,
+            ``"fast"``, ``"quality"``, ``"random_search"``.
+        optimizer_options: BoTorch acquisition-optimiser options of ``"mixed"``; fewer
+            ``num_restarts``/``raw_samples`` make each suggestion cheaper.
+        client_options: further ``Client.configure_generation_strategy`` options of
+            Ax's strategies, e.g. ``initialize_with_center=False``.
     """
 
     def __init__(
@@ -66,6 +83,8 @@ class AxSearcher(ArchSearcher):
         outcome_constraints: list[str] | None = None,
         max_retries: int = 3,
         max_resample: int = 1000,
+        method: str = "mixed",
+        optimizer_options: Mapping[str, Any] | None = None,
         **client_options: Any,
     ):
         if isinstance(metric, (list, tuple)):
@@ -81,9 +100,16 @@ class AxSearcher(ArchSearcher):
                 raise ValueError(f"objective {name!r}: mode must be 'max' or 'min', got {direction!r}")
         if self.objectives:
             metric, mode = next(iter(self.objectives.items()))
-        unknown = set(client_options) - _GS_OPTIONS
-        if unknown:
-            raise ValueError(f"unknown Ax generation options {sorted(unknown)}; allowed: {sorted(_GS_OPTIONS)}")
+        if method not in ("mixed", *_AX_METHODS):
+            raise ValueError(f"method must be 'mixed' or one of Ax's {list(_AX_METHODS)}, got {method!r}")
+        allowed = _GS_OPTIONS if method in _AX_METHODS else set()
+        if set(client_options) - allowed:
+            raise ValueError(
+                f"unknown options {sorted(set(client_options) - allowed)} for method {method!r}; "
+                f"allowed: {sorted(allowed)}"
+            )
+        if num_initial_trials is not None and num_initial_trials < 1:
+            raise ValueError(f"num_initial_trials must be >= 1 (the model needs data), got {num_initial_trials}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         super().__init__(space, metric, mode, seed, max_resample)
@@ -91,6 +117,8 @@ class AxSearcher(ArchSearcher):
         self.num_initial_trials = num_initial_trials
         self.outcome_constraints = list(outcome_constraints or [])
         self.max_retries = max_retries
+        self.method = method
+        self.optimizer_options = dict(optimizer_options or {})
         self.client_options = client_options
         self.client: Client | None = None
         self.ax_trials: dict[str, int] = {}  # Tune trial id -> Ax trial index
@@ -143,8 +171,8 @@ class AxSearcher(ArchSearcher):
         outcome = None if error else self._outcome(result)
         if index is not None and self.client is not None:
             if outcome is None:
-                missing = sorted(set(self._outcome_metrics()) - set(result or {}))
-                self.client.mark_trial_failed(index, failed_reason="error" if error else f"missing/NaN {missing}")
+                reason = "trial errored" if error else f"no finite value for one of {self._outcome_metrics()}"
+                self.client.mark_trial_failed(index, failed_reason=reason)
             else:
                 self.client.complete_trial(index, raw_data=outcome)
         if arch is not None and outcome is not None:
@@ -163,7 +191,8 @@ class AxSearcher(ArchSearcher):
         self._check_objective()
         arch = self.space.decode(parameters)
         index = self._client().attach_trial(self.space.encode(arch))
-        outcome = None if error or pruned else self._outcome(value if isinstance(value, Mapping) else {self._metric: value})
+        result = value if isinstance(value, Mapping) else {self._metric: value}
+        outcome = None if error or pruned else self._outcome(result)
         if outcome is None:
             self.client.mark_trial_failed(index, failed_reason="evaluated elsewhere without a usable result")
         else:
@@ -226,13 +255,36 @@ class AxSearcher(ArchSearcher):
                 objective=", ".join(m if d == "max" else f"-{m}" for m, d in self._objectives().items()),
                 outcome_constraints=self.outcome_constraints or None,
             )
-            client.configure_generation_strategy(
-                initialization_budget=self.num_initial_trials,
-                initialization_random_seed=self.seed,
-                **self.client_options,
-            )
+            if self.method == "mixed":
+                client.set_generation_strategy(self._mixed_strategy())
+            else:
+                client.configure_generation_strategy(
+                    method=self.method,
+                    initialization_budget=self.num_initial_trials,
+                    initialization_random_seed=self.seed,
+                    **self.client_options,
+                )
             self.client = client
         return self.client
+
+    def _mixed_strategy(self) -> GenerationStrategy:
+        """Sobol, then a categorical-kernel GP (Ax's own steps, our choice of generator)."""
+        n_init = 5 if self.num_initial_trials is None else self.num_initial_trials
+        bo = GenerationStep(
+            generator=Generators.BO_MIXED,
+            num_trials=-1,
+            should_deduplicate=True,
+            generator_gen_kwargs={"model_gen_options": {"optimizer_kwargs": self.optimizer_options}},
+        )
+        sobol = GenerationStep(
+            generator=Generators.SOBOL,
+            num_trials=n_init,
+            min_trials_observed=max(1, n_init // 2),
+            should_deduplicate=True,
+            use_all_trials_in_exp=True,
+            generator_kwargs={"seed": self.seed},
+        )
+        return GenerationStrategy(name="Sobol+BO_MIXED", nodes=[sobol, bo])
 
     def _objectives(self) -> dict[str, str]:
         return self.objectives or {self._metric: self._mode}

@@ -97,3 +97,19 @@ def test_tables_without_accuracy_or_with_bad_rows_are_rejected(tmp_path):
     pq.write_table(pa.table({"arch_str": [str(SPACE.from_index(0))], "cifar10_valid_acc": ["high"]}), path)
     with pytest.raises(ValueError, match="cifar10_valid_acc.*numeric"):
         TabularBenchmark.from_parquet(path, "nb201")
+
+
+@pytest.mark.parametrize(
+    "file, space, rows, first",
+    [
+        ("nb101_zc_naslib_subset.parquet", "nb101", 500, 92.578125),
+        ("nb301_zc_naslib_subset.parquet", "nb301", 725, 93.32119),
+        ("nb201_zc_naslib_subset.parquet", "nb201", 724, 86.06),
+    ],
+)
+def test_naslib_tables_load_with_structured_arch_columns(file, space, rows, first):
+    table = TabularBenchmark.from_parquet(benchmark_file(file), space, "cifar10")
+    assert len(table) == rows
+    assert table.query(table.archs[0]) == pytest.approx(first, abs=1e-4)
+    assert table.info(table.archs[0])["params"] > 1e5
+    assert table.available() == [("valid", None)]
