@@ -1,1 +1,30 @@
-"""placeholder"""
+"""Embeddings, graph encoders, zero-cost proxies, surrogates and Tune schedulers.
+
+Members are imported on first use, so ``import predictors`` stays cheap.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "jacobian_features": "predictors.jacobian",
+    "data_jacobian": "predictors.jacobian",
+    "input_batch": "predictors.jacobian",
+    "input_basis": "predictors.jacobian",
+    "svd_basis": "predictors.jacobian",
+    "extract_to_parquet": "predictors.jacobian_store",
+    "read_features": "predictors.jacobian_store",
+    "iter_features": "predictors.jacobian_store",
+    "SetEncoder": "predictors.set_encoder",
+    "train_encoder": "predictors.set_encoder",
+    "embed": "predictors.set_encoder",
+    "nt_xent": "predictors.set_encoder",
+}
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'predictors' has no attribute {name!r}")

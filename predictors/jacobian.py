@@ -36,6 +36,11 @@ digits: ``D = 64``).  A batch spans at most ``B`` directions, so ``P`` is clampe
 Magnitudes are kept raw (float32): the scale of a Jacobian says something about the
 architecture, and the encoder normalises it.
 
+**Cost.**  One forward and one input-only backward per initialisation, plus building the
+network; initialisations run one after another (``torch.func.vmap`` over stacked
+initialisations was measured ~15% slower on CPU: batched weights become grouped convolutions).
+Run with one torch thread per process (Ray workers do, see :mod:`predictors.jacobian_store`).
+
 **Determinism.**  Initialisation ``k`` draws from torch's RNG seeded by ``(seed, k)``
 (:func:`init_seed`) inside a forked RNG state, so the caller's RNG is untouched and the same
 architecture gives the same features for the same seed.  Architectures are built in their
@@ -108,9 +113,9 @@ def input_basis(inputs: torch.Tensor, dim: int = 128) -> np.ndarray:
 
 def _batch_stats_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
     """BatchNorm with this batch's statistics as constants: rows stay independent."""
-    with torch.no_grad():
-        var, mean = torch.var_mean(x, dim=[0, *range(2, x.dim())], unbiased=False)
-    return F.batch_norm(x, mean, var, self.weight, self.bias, False, 0.0, self.eps)
+    with torch.no_grad():  # the native kernel's statistics: ~2x faster than torch.var_mean on N x C x H x W
+        _, mean, invstd = torch.ops.aten.native_batch_norm(x, None, None, None, None, True, 0.0, self.eps)
+    return F.batch_norm(x, mean, invstd.pow(-2) - self.eps, self.weight, self.bias, False, 0.0, self.eps)
 
 
 @contextlib.contextmanager

@@ -86,7 +86,8 @@ def extract_to_parquet(
             (``"digits"``, ``"cifar10:/path"``) or a loaded dataset.
         out_path: the dataset directory (created; resumed when it exists).
         num_inits, batch, proj_dim: ``K``, ``B`` and ``P`` (see :mod:`predictors.jacobian`).
-        address: Ray address to connect to when no Ray session is running (None: local).
+        address: Ray address to connect to when no Ray session is running (None: start a local
+            one, shut down afterwards); a running session is used as it is.
         chunk: architectures per part file.
         seed: picks the input images, the sampled architectures and the initialisations.
         build: keyword options of ``space.build`` (e.g. ``{"C": 8, "N": 1}``).
@@ -117,6 +118,7 @@ def extract_to_parquet(
         "seed": int(seed),
         "build": dict(build or {}),
     }
+    meta = json.loads(json.dumps(meta))  # as it reads back from _meta.json (tuples -> lists)
     basis = _prepare_directory(out, meta, inputs)
     meta["shape"] = [int(num_inits), int(batch), int(basis.shape[1])]
     stored = stored_keys(out)
@@ -143,6 +145,7 @@ def extract_to_parquet(
             try:
                 features = ray.get(ready)
             except Exception as err:
+                _keep_finished(pending, writer)
                 raise RuntimeError(
                     f"extracting features of {space.name} arch {arch} failed; finished architectures are "
                     f"kept in {out}, rerun to resume: {err}"
@@ -157,6 +160,19 @@ def extract_to_parquet(
         if started:
             ray.shutdown()
     return ExtractionSummary(out, writer.rows, already, duplicates)
+
+
+def _keep_finished(pending: dict[Any, Arch], writer: "_PartWriter") -> None:
+    """Move the tasks that already succeeded out of ``pending`` into ``writer``."""
+    import ray
+
+    ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+    for ref in ready:
+        arch = pending.pop(ref)
+        try:
+            writer.add(arch, ray.get(ref))
+        except Exception:  # noqa: BLE001 -- another failure; the first one is reported
+            continue
 
 
 def _extract_one(space: SearchSpace, text: str, inputs: torch.Tensor, basis: torch.Tensor, meta: dict) -> np.ndarray:
@@ -303,7 +319,10 @@ def _read_part(part: Path, columns: list[str]) -> pa.Table:
     try:
         return pq.read_table(part, columns=columns)
     except (pa.ArrowException, OSError) as err:
-        raise ValueError(f"part file {part} cannot be read ({err}); delete it and rerun extract_to_parquet to recompute its architectures") from err
+        raise ValueError(
+            f"part file {part} cannot be read ({err}); delete it and rerun extract_to_parquet "
+            "to recompute its architectures"
+        ) from err
 
 
 def stored_keys(path: str | Path) -> set[str]:

@@ -86,10 +86,10 @@ class ArchSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         self._check_objective()
-        arch = self._propose()
+        arch = self._propose(trial_id)
         if arch is None or arch == FINISHED:
             return arch
-        self.seen.add(arch.key)
+        self._mark_seen(arch)
         self.pending[trial_id] = arch
         return self.space.encode(arch)
 
@@ -114,7 +114,7 @@ class ArchSearcher(Searcher):
     ) -> None:
         """Warm-start with an architecture evaluated elsewhere (Tune's signature)."""
         arch = self.space.decode(parameters)
-        self.seen.add(arch.key)
+        self._mark_seen(arch)
         if error or pruned or value is None:
             self.failed.append(arch)
             return
@@ -135,7 +135,9 @@ class ArchSearcher(Searcher):
     def set_state(self, state: dict) -> None:
         self._metric, self._mode = state["metric"], state["mode"]
         self.rng.bit_generator.state = state["rng"]
-        self.seen = set(state["seen"])
+        self.seen = set()
+        for key in state["seen"]:
+            self._mark_seen_key(key)
         self.pending = {t: self.space.parse(s) for t, s in state["pending"].items()}
         self.history = [(self.space.parse(s), v) for s, v in state["history"]]
         self.values = {a.key: v for a, v in self.history}
@@ -160,9 +162,16 @@ class ArchSearcher(Searcher):
         self._observe(arch, value)
 
     # ------------------------------------------------------------------ helpers for subclasses
-    def _propose(self) -> Arch | str | None:
-        """Next architecture, ``None`` to wait, or ``FINISHED``."""
+    def _propose(self, trial_id: str) -> Arch | str | None:
+        """Next architecture for ``trial_id``, ``None`` to wait, or ``FINISHED``."""
         raise NotImplementedError
+
+    def _mark_seen(self, arch: Arch) -> None:
+        """Never propose ``arch`` (or an equivalent) again."""
+        self._mark_seen_key(arch.key)
+
+    def _mark_seen_key(self, key: str) -> None:
+        self.seen.add(key)
 
     def _observe(self, arch: Arch, value: float) -> None:
         """Learn from a finished evaluation (``value`` in the metric's own units)."""

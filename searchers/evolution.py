@@ -45,7 +45,7 @@ class RegularizedEvolution(ArchSearcher):
         self.max_mutations = max_mutations
         self.population: deque[tuple[Arch, float]] = deque(maxlen=population_size)
 
-    def _propose(self) -> Arch | str:
+    def _propose(self, trial_id: str) -> Arch | str:
         if len(self.population) < self.population_size:
             return self.random_unseen()
         picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)

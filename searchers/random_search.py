@@ -12,5 +12,5 @@ class RandomSearcher(ArchSearcher):
     a ``Searcher``, so it cannot run in a plain benchmarking loop; this one does both.
     """
 
-    def _propose(self) -> Arch | str:
+    def _propose(self, trial_id: str) -> Arch | str:
         return self.random_unseen()

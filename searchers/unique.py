@@ -66,7 +66,7 @@ class UniqueArchSearcher(ArchSearcher):
         return arch if arch == FINISHED else self._accept(trial_id, arch, None)
 
     def _accept(self, trial_id: str, arch: Arch, inner_id: str | None) -> dict:
-        self.seen.add(arch.key)
+        self._mark_seen(arch)
         self.pending[trial_id] = arch
         self.inner_ids[trial_id] = inner_id
         return self.space.encode(arch)

@@ -147,3 +147,15 @@ def test_cell_graph_holds_only_live_ops():
     arch = SPACE.parse("|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|nor_conv_1x1~1|none~2|")
     ops = sorted(d["op"] for _, d in SPACE.cell_graph(arch).nodes(data=True))
     assert ops == sorted(["input", "nor_conv_3x3", "sum", "skip_connect", "nor_conv_1x1", "output"])
+
+
+def test_cells_the_canonical_form_calls_dead_are_exactly_the_chance_level_rows():
+    import pyarrow.parquet as pq
+
+    from search_spaces.nb201 import ZERO_CELL_KEY
+
+    table = pq.read_table(benchmark_file("nb201_all.parquet"), columns=["cifar10_test_acc"]).column(0).to_pylist()
+    dead = [acc for arch, acc in zip(SPACE.enumerate(), table) if arch.key == ZERO_CELL_KEY]
+    alive = [acc for arch, acc in zip(SPACE.enumerate(), table) if arch.key != ZERO_CELL_KEY]
+    assert len(dead) == 341 and set(dead) == {10.0}
+    assert min(alive) > 40

@@ -1,0 +1,109 @@
+"""Architecture embeddings: one vector per canonical architecture, stored in Parquet.
+
+Whatever produced them (Jacobian contrastive encoder, a CG encoder, or a plain one-hot
+encoding of the space's config), searchers and surrogates only see this table: the
+architectures of the candidate pool and an ``n x d`` matrix aligned with them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from raynas.arch import Arch
+from raynas.benchmarks import read_parquet
+from raynas.results import write_parquet_atomic
+from search_spaces import SearchSpace, get_space
+from ray.tune.search.sample import Categorical
+
+
+@dataclass
+class ArchEmbeddings:
+    """Embedding vectors of a pool of architectures (one row per canonical key)."""
+
+    space: SearchSpace
+    archs: list[Arch]
+    vectors: np.ndarray
+    index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.vectors = np.asarray(self.vectors, dtype=np.float32)
+        if self.vectors.ndim != 2 or len(self.vectors) != len(self.archs):
+            raise ValueError(
+                f"need one vector per architecture: {len(self.archs)} archs, vectors of shape {self.vectors.shape}"
+            )
+        self.index = {}
+        for row, arch in enumerate(self.archs):
+            self.index.setdefault(arch.key, row)
+
+    def __len__(self) -> int:
+        return len(self.archs)
+
+    def __contains__(self, arch: Arch) -> bool:
+        return arch.key in self.index
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def vector(self, arch: Arch) -> np.ndarray:
+        try:
+            return self.vectors[self.index[arch.key]]
+        except KeyError:
+            raise KeyError(f"architecture {arch} has no embedding in this table") from None
+
+    def rows(self, archs: Iterable[Arch]) -> np.ndarray:
+        return np.array([self.index[a.key] for a in archs], dtype=np.int64)
+
+    # ------------------------------------------------------------------ persistence
+    def to_parquet(self, path: str | Path) -> Path:
+        table = pa.table(
+            {
+                "space": [self.space.name] * len(self.archs),
+                "arch": [a.text for a in self.archs],
+                "key": [a.key for a in self.archs],
+                "embedding": pa.array(list(self.vectors), type=pa.list_(pa.float32(), self.dim)),
+            }
+        )
+        return write_parquet_atomic(table, path)
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, space: SearchSpace | str | None = None) -> "ArchEmbeddings":
+        table = read_parquet(path)
+        missing = [c for c in ("space", "arch", "embedding") if c not in table.column_names]
+        if missing:
+            raise ValueError(f"embedding table {path} lacks columns {missing}; has {table.column_names}")
+        names = set(table.column("space").to_pylist())
+        if space is None:
+            if len(names) != 1:
+                raise ValueError(f"embedding table {path} holds spaces {sorted(names)}; name the one to read")
+            space = names.pop()
+        space = get_space(space) if isinstance(space, str) else space
+        keep = np.asarray(table.column("space").to_pylist()) == space.name
+        if not keep.any():
+            raise ValueError(f"embedding table {path} has no rows of space {space.name!r}; spaces: {sorted(names)}")
+        table = table.filter(pa.array(keep))
+        archs = [space.parse(text) for text in table.column("arch").to_pylist()]
+        vectors = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)
+        return cls(space, archs, vectors)
+
+    # ------------------------------------------------------------------ baselines
+    @classmethod
+    def one_hot(cls, space: SearchSpace, archs: Iterable[Arch]) -> "ArchEmbeddings":
+        """The space's own categorical config, one-hot encoded: the encoding-dependent
+        baseline the learned embeddings are measured against."""
+        archs = list(dict.fromkeys(archs))
+        domains = space.tune_space()
+        blocks = []
+        configs = [space.encode(space.canonical(a)) for a in archs]
+        for key, domain in domains.items():
+            if not isinstance(domain, Categorical):
+                raise ValueError(f"one-hot needs categorical domains; {key} of {space.name} is {type(domain).__name__}")
+            options = list(domain.categories)
+            block = np.zeros((len(archs), len(options)), dtype=np.float32)
+            block[np.arange(len(archs)), [options.index(c[key]) for c in configs]] = 1.0
+            blocks.append(block)
+        return cls(space, archs, np.concatenate(blocks, axis=1))

@@ -1,0 +1,229 @@
+"""DeepSet encoder of Jacobian feature sets, trained contrastively (NT-Xent).
+
+One initialisation of one architecture is a set ``X`` of ``B`` rows in ``R^P`` (see
+:mod:`predictors.jacobian`).  The encoder is permutation invariant over the rows:
+
+.. math::
+    h = \\rho\\Big(\\frac{1}{B}\\sum_b \\phi([x_b / s,\\ \\log s])\\Big), \\qquad
+    z = g(h), \\qquad s = \\mathrm{RMS}(X),
+
+with ``phi``, ``rho`` and the projection head ``g`` two-layer ReLU MLPs, ``h`` the 256-d
+embedding and ``z`` what the loss sees (SimCLR's head: Linear-BatchNorm-ReLU-Linear; its
+BatchNorm standardises the embeddings across the batch, without which the near-identical
+embeddings of a fresh encoder leave the loss at chance for many steps).  Each set is scaled to
+unit RMS and its log-scale (clamped to [-10, 10]) is appended to every row, so Jacobians whose
+magnitudes differ by orders of magnitude stay in range while the scale, which differs more
+between architectures than between initialisations, still informs the embedding.
+
+Training (:func:`train_encoder`): every step takes a batch of architectures, two different
+random initialisations of each, and minimises :func:`nt_xent`: the two initialisations of one
+architecture are the positive pair, every other architecture in the batch is a negative
+(published: Adam, lr 5e-5 decayed by 0.95 per epoch, batch 1024, 30 epochs, temperature 0.1).
+An architecture's embedding (:func:`embed`) is the mean of ``h`` over its initialisations.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from predictors.jacobian_store import iter_features, read_meta
+
+WEIGHTS_FILE = "weights.pt"
+CONFIG_FILE = "config.json"
+
+
+def _mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class SetEncoder(nn.Module):
+    """DeepSet: shared row MLP ``phi``, mean pool, MLP ``rho`` to the embedding; head ``g``.
+
+    Args:
+        in_dim: ``P``, the width of each row of a feature set.
+        hidden: width of the hidden layers of ``phi`` and ``rho``.
+        embed_dim: size of the embedding ``h``.
+        head_dim: size of the projection ``z`` the contrastive loss sees.
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 256, embed_dim: int = 256, head_dim: int = 128):
+        super().__init__()
+        for name, value in {"in_dim": in_dim, "hidden": hidden, "embed_dim": embed_dim, "head_dim": head_dim}.items():
+            if int(value) < 1:
+                raise ValueError(f"{name} must be >= 1, got {value!r}")
+        self.hparams = {"in_dim": int(in_dim), "hidden": int(hidden), "embed_dim": int(embed_dim), "head_dim": int(head_dim)}
+        self.phi = _mlp([in_dim + 1, hidden, hidden])
+        self.rho = _mlp([hidden, hidden, embed_dim])
+        self.head = nn.Sequential(
+            nn.Linear(embed_dim, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(), nn.Linear(embed_dim, head_dim)
+        )
+        self.loss_history_: list[float] = []
+        self.feature_meta_: dict[str, Any] = {}
+
+    def forward(self, sets: torch.Tensor) -> torch.Tensor:
+        """Embeddings ``N x embed_dim`` of ``N`` sets ``N x B x P``."""
+        if sets.dim() != 3 or sets.shape[-1] != self.hparams["in_dim"]:
+            raise ValueError(f"expected sets of shape N x B x {self.hparams['in_dim']}, got {tuple(sets.shape)}")
+        scale = sets.pow(2).mean(dim=(1, 2), keepdim=True).sqrt().clamp_min(1e-12)
+        rows = torch.cat([sets / scale, scale.log().clamp(-10, 10).expand(*sets.shape[:2], 1)], dim=2)
+        return self.rho(F.relu(self.phi(rows)).mean(dim=1))
+
+    def project(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The projection head ``g`` (used by the training loss only)."""
+        return self.head(F.relu(embedding))
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``path/weights.pt`` (state dict) and ``path/config.json`` (hyper-parameters,
+        training losses and the settings of the features it was trained on)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), path / WEIGHTS_FILE)
+        config = {"hparams": self.hparams, "loss_history": self.loss_history_, "feature_meta": self.feature_meta_}
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SetEncoder":
+        """An encoder written by :meth:`save`."""
+        path = Path(path)
+        missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).exists()]
+        if missing:
+            raise FileNotFoundError(f"{path} is not a saved SetEncoder: missing {missing}")
+        config = json.loads((path / CONFIG_FILE).read_text())
+        encoder = cls(**config["hparams"])
+        encoder.load_state_dict(torch.load(path / WEIGHTS_FILE, weights_only=True))
+        encoder.loss_history_ = list(config.get("loss_history", []))
+        encoder.feature_meta_ = dict(config.get("feature_meta", {}))
+        return encoder.eval()
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
+    """Normalised temperature-scaled cross entropy (SimCLR) of ``N`` positive pairs.
+
+    Row ``i`` of ``z1`` and row ``i`` of ``z2`` are a positive pair; each of the ``2N``
+    projections is classified against the other ``2N - 1`` by cosine similarity / temperature.
+    """
+    if z1.shape != z2.shape or z1.dim() != 2 or len(z1) < 1:
+        raise ValueError(f"z1 and z2 must both be N x D with N >= 1, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    n = len(z1)
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = (z @ z.T / temperature).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+    return F.cross_entropy(logits, target)
+
+
+def _batches(source: str | Path | np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    """Shuffled ``n x K x B x P`` batches of a features directory (streamed) or an array."""
+    if isinstance(source, np.ndarray):
+        order = np.random.default_rng(seed).permutation(len(source))
+        for start in range(0, len(order), batch_size):
+            yield source[np.sort(order[start : start + batch_size])]
+    else:
+        for _, features in iter_features(source, batch_size, seed=seed):
+            yield features
+
+
+def _source_meta(source: str | Path | np.ndarray) -> tuple[list[int], dict[str, Any]]:
+    if isinstance(source, np.ndarray):
+        if source.ndim != 4:
+            raise ValueError(f"feature array must be N x K x B x P, got shape {source.shape}")
+        return list(source.shape[1:]), {}
+    if not isinstance(source, (str, Path)):
+        raise ValueError(f"features_source must be a features directory or an N x K x B x P array, got {type(source).__name__}")
+    meta = read_meta(source)
+    return meta["shape"], meta
+
+
+def train_encoder(
+    features_source: str | Path | np.ndarray,
+    epochs: int = 30,
+    batch_size: int = 1024,
+    lr: float = 5e-5,
+    decay: float = 0.95,
+    seed: int = 0,
+    temperature: float = 0.1,
+    encoder: SetEncoder | None = None,
+    **hparams: int,
+) -> SetEncoder:
+    """Train a :class:`SetEncoder` with NT-Xent on Jacobian features.
+
+    Args:
+        features_source: a directory written by
+            :func:`~predictors.jacobian_store.extract_to_parquet` (streamed, never loaded whole)
+            or an ``N x K x B x P`` array; ``K >= 2`` initialisations are needed.
+        epochs, batch_size, lr, decay, temperature: Adam with the learning rate multiplied by
+            ``decay`` after every epoch; ``batch_size`` architectures per step.
+        seed: encoder initialisation, batch order and the pairs of initialisations drawn.
+        encoder: continue training this encoder instead of a new one.
+        hparams: ``hidden``, ``embed_dim``, ``head_dim`` of a new encoder.
+
+    Returns the encoder (in eval mode) with ``loss_history_`` (mean loss of every epoch).
+    """
+    shape, meta = _source_meta(features_source)
+    if shape[0] < 2:
+        raise ValueError(f"contrastive training needs >= 2 initialisations per architecture, the features have K = {shape[0]}")
+    for name, value in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "decay": decay}.items():
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value!r}")
+    if batch_size < 2:
+        raise ValueError(f"batch_size must be >= 2 (the other architectures are the negatives), got {batch_size}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = encoder if encoder is not None else SetEncoder(shape[2], **hparams)
+    if model.hparams["in_dim"] != shape[2]:
+        raise ValueError(f"encoder expects P = {model.hparams['in_dim']} but the features have P = {shape[2]}")
+    model.feature_meta_ = meta or model.feature_meta_
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=decay)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for epoch in range(epochs):
+        losses = []
+        for features in _batches(features_source, batch_size, seed * 100_003 + epoch):
+            n, k = features.shape[:2]
+            if n < 2:
+                continue
+            x = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+            first = torch.randint(k, (n,), generator=generator)
+            second = (first + torch.randint(1, k, (n,), generator=generator)) % k
+            rows = torch.arange(n)
+            z = model.project(model(torch.cat([x[rows, first], x[rows, second]])))
+            loss = nt_xent(z[:n], z[n:], temperature)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        schedule.step()
+        model.loss_history_.append(float(np.mean(losses)) if losses else float("nan"))
+    return model.eval()
+
+
+def embed(encoder: SetEncoder, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Embeddings (mean over initialisations): ``N x K x B x P`` -> ``N x E``, ``K x B x P`` -> ``E``."""
+    features = np.asarray(features, dtype=np.float32)
+    if features.ndim not in (3, 4):
+        raise ValueError(f"features must be K x B x P or N x K x B x P, got shape {features.shape}")
+    batch = features[None] if features.ndim == 3 else features
+    n, k = batch.shape[:2]
+    flat = torch.from_numpy(np.ascontiguousarray(batch.reshape(n * k, *batch.shape[2:])))
+    was_training = encoder.training
+    encoder.eval()
+    with torch.no_grad():
+        parts = [encoder(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)]
+    h = torch.cat(parts) if parts else torch.zeros(0, encoder.hparams["embed_dim"])
+    encoder.train(was_training)
+    out = h.reshape(n, k, -1).mean(dim=1).numpy()
+    return out[0] if features.ndim == 3 else out

@@ -1,0 +1,129 @@
+"""Search in an architecture-embedding space instead of a space's own parametrisation.
+
+The candidate pool is the set of embedded architectures.  ``optimizer="gp-ei"`` is the
+published method: a Matern-5/2 GP on the embeddings of evaluated architectures and the
+expected improvement over every pool member not yet tried.  Any black-box optimiser
+(``nevergrad:<Name>``, ``hyperopt:tpe``, ``ax``) can instead propose a point in the
+(PCA-reduced, unit-scaled) embedding space, which is mapped to the nearest architecture not
+yet evaluated; the optimiser is told the value measured there.  Because nothing here reads
+the space's encoding, the same searcher works for every space whose architectures are
+embedded.
+"""
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA
+
+from predictors.embeddings import ArchEmbeddings
+from predictors.gp import GPSurrogate
+from raynas.arch import Arch
+from searchers.base import FINISHED, ArchSearcher
+from searchers.embedding_proposers import make_proposer
+
+
+class EmbeddingSearcher(ArchSearcher):
+    """A Tune ``Searcher`` over the architectures of ``embeddings``.
+
+    Args:
+        embeddings: the candidate pool and its vectors (:class:`ArchEmbeddings`).
+        optimizer: ``"gp-ei"``, ``"nevergrad:NGOpt"`` (any nevergrad name), ``"hyperopt:tpe"``, ``"ax"``.
+        num_initial: random pool members evaluated before the optimiser takes over (gp-ei).
+        dim: PCA dimensions the optimiser works in (``None``: all for gp-ei, 8 otherwise).
+        budget: evaluation budget told to nevergrad (NGOpt picks its method from it).
+        max_train: GP training-set cap (best observations kept), bounding the cost per step.
+    """
+
+    def __init__(
+        self,
+        embeddings: ArchEmbeddings,
+        optimizer: str = "gp-ei",
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+        num_initial: int = 10,
+        dim: int | None = None,
+        budget: int = 1000,
+        max_train: int | None = 500,
+        max_resample: int = 1000,
+    ):
+        super().__init__(embeddings.space, metric, mode, seed, max_resample)
+        self.embeddings = embeddings
+        self.optimizer = optimizer
+        self.num_initial = num_initial
+        self.max_train = max_train
+        if dim is None and optimizer != "gp-ei":
+            dim = 8
+        self.points = _reduce(embeddings.vectors, dim, seed)
+        self.free = np.ones(len(embeddings), dtype=bool)
+        self.proposer = None
+        if optimizer != "gp-ei":
+            lower, upper = self.points.min(axis=0), self.points.max(axis=0)
+            self.proposer = make_proposer(optimizer, lower, upper, seed, budget)
+        self.tokens: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ proposals
+    def _propose(self, trial_id: str) -> Arch | str:
+        if not self.free.any():
+            return FINISHED
+        if self.proposer is not None:
+            token, point = self.proposer.ask()
+            self.tokens[trial_id] = token
+            row = self._nearest_free(point)
+        elif len(self.history) < self.num_initial:
+            row = int(self.rng.choice(np.flatnonzero(self.free)))
+        else:
+            row = self._max_expected_improvement()
+        return self.embeddings.archs[row]
+
+    def _nearest_free(self, point: np.ndarray) -> int:
+        candidates = np.flatnonzero(self.free)
+        distance = ((self.points[candidates] - point) ** 2).sum(axis=1)
+        return int(candidates[np.argmin(distance)])
+
+    def _max_expected_improvement(self) -> int:
+        rows, values = self._observed()
+        candidates = np.flatnonzero(self.free)
+        if len(rows) < 2:
+            return int(self.rng.choice(candidates))
+        surrogate = GPSurrogate(max_train=self.max_train).fit(self.points[rows], values)
+        return int(candidates[np.argmax(surrogate.log_ei(self.points[candidates]))])
+
+    def _observed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pool rows and oriented scores of the finished evaluations that lie in the pool."""
+        pairs = [(self.embeddings.index[a.key], self.score(v)) for a, v in self.history if a in self.embeddings]
+        return np.array([r for r, _ in pairs], dtype=np.int64), np.array([v for _, v in pairs], dtype=np.float64)
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _mark_seen_key(self, key: str) -> None:
+        super()._mark_seen_key(key)
+        row = self.embeddings.index.get(key)
+        if row is not None:
+            self.free[row] = False
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        super().on_trial_complete(trial_id, result, error)
+        token = self.tokens.pop(trial_id, None)
+        if token is not None:
+            value = None if error else self._value(result)
+            self.proposer.tell(token, None if value is None else self.score(value))
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "proposer": pickle.dumps(self.proposer), "tokens": pickle.dumps(self.tokens)}
+
+    def set_state(self, state: dict) -> None:
+        self.free[:] = True
+        super().set_state(state)
+        self.proposer = pickle.loads(state["proposer"])
+        self.tokens = pickle.loads(state["tokens"])
+
+
+def _reduce(vectors: np.ndarray, dim: int | None, seed: int | None) -> np.ndarray:
+    """PCA to ``dim`` dimensions (if fewer than the vectors have), scaled to unit variance."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if dim is not None and dim < vectors.shape[1]:
+        vectors = PCA(n_components=dim, random_state=seed).fit_transform(vectors)
+    spread = vectors.std(axis=0)
+    return (vectors - vectors.mean(axis=0)) / np.where(spread > 0, spread, 1.0)

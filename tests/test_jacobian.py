@@ -1,0 +1,172 @@
+"""Jacobian features of one architecture, and their bulk extraction to Parquet through Ray."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+from torch import nn
+
+from predictors.jacobian import data_jacobian, input_basis, input_batch, jacobian_features, row_separable
+from predictors.jacobian_store import extract_to_parquet, iter_features, part_files, read_features, stored_keys
+from search_spaces import get_space
+from search_spaces.nb201 import NB201Space
+
+SPACE = get_space("nb201")
+BUILD = {"C": 4, "N": 1}
+INPUTS = input_batch("digits", 32)
+ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+# dead edges (node 1 cannot reach the output) make these two strings the same function
+TWIN_A = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|"
+TWIN_B = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|none~2|"
+STORE = {"num_inits": 2, "batch": 16, "proj_dim": 8, "build": BUILD, "chunk": 3, "progress": False}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One torch thread, as in a Ray worker: two spinning threads on a shared 2-core box are ~7x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def features(arch=ARCH, **kw):
+    options = {"inputs": INPUTS, "num_inits": 3, "proj": 16, "build": BUILD, **kw}
+    return jacobian_features(arch, SPACE, **options)
+
+
+def test_features_are_k_by_b_by_p_float32():
+    out = features()
+    assert out.shape == (3, 32, 16) and out.dtype == np.float32
+    assert np.isfinite(out).all() and np.abs(out).sum() > 0
+
+
+def test_same_arch_and_seed_give_identical_features_and_isomorphic_twins_agree():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    np.testing.assert_array_equal(features(), features(SPACE.parse(ARCH)))
+    torch.manual_seed(123)
+    assert torch.rand(1) == before  # initialising networks leaves the caller's RNG alone
+    np.testing.assert_array_equal(features(TWIN_A), features(TWIN_B))
+    assert not np.array_equal(features(seed=1), features())
+
+
+def test_features_differ_across_initialisations_and_architectures():
+    out = features()
+    other = features(SPACE.sample(5))
+    assert not np.allclose(out[0], out[1]) and not np.allclose(out[1], out[2])
+    assert not np.allclose(out, other)
+
+
+def test_rows_are_per_image_gradients_despite_batchnorm():
+    net = SPACE.build(SPACE.parse(ARCH), 10, (1, 8, 8), **BUILD)
+    x = INPUTS[:5]
+    rows = data_jacobian(net, x)
+    assert net.training and all(p.requires_grad for p in net.parameters())  # model state is restored
+    with row_separable(net):
+        full = torch.autograd.functional.jacobian(lambda z: net(z).sum(1), x).reshape(5, 5, -1)
+    torch.testing.assert_close(torch.stack([full[i, i] for i in range(5)]), rows)
+    assert full[~torch.eye(5, dtype=torch.bool)].abs().max() == 0  # no image influences another
+
+
+def test_projection_basis_is_orthonormal_and_identity_when_p_covers_the_image():
+    basis = input_basis(INPUTS, 16)
+    assert basis.shape == (64, 16)
+    np.testing.assert_allclose(basis.T @ basis, np.eye(16), atol=1e-5)
+    np.testing.assert_array_equal(input_basis(INPUTS, 128), np.eye(64, dtype=np.float32))
+    assert input_basis(INPUTS[:10], 20).shape == (64, 10)  # a batch spans at most B directions
+    assert features(proj=128).shape == (3, 32, 64)
+
+
+def test_any_module_factory_works_but_a_module_instance_is_refused():
+    def factory():
+        return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
+
+    out = jacobian_features(factory, inputs=INPUTS, num_inits=2, proj=8)
+    assert out.shape == (2, 32, 8) and not np.allclose(out[0], out[1])
+    with pytest.raises(ValueError, match="factory"):
+        jacobian_features(factory(), inputs=INPUTS)
+
+
+def test_bad_input_raises_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown dataset"):
+        input_batch("mnist")
+    with pytest.raises(ValueError, match="P must be >= 1"):
+        features(proj=0)
+    with pytest.raises(ValueError, match="search space"):
+        jacobian_features(ARCH, inputs=INPUTS)
+    with pytest.raises(ValueError, match="batch must be in"):
+        input_batch("digits", 10**6)
+    with pytest.raises(ValueError, match="D x P"):
+        features(proj=np.ones((10, 4)))
+    with pytest.raises(FileNotFoundError, match="extract_to_parquet"):
+        read_features(tmp_path / "absent.parquet")
+    with pytest.raises(ValueError, match="P \\(proj_dim\\) must be >= 1"):
+        extract_to_parquet(SPACE, 2, "digits", tmp_path / "f", proj_dim=0)
+    with pytest.raises(FileNotFoundError, match="CIFAR-10 folder"):
+        extract_to_parquet(SPACE, 2, f"cifar10:{tmp_path / 'missing'}", tmp_path / "f")
+
+
+# ----------------------------------------------------------------------------- bulk, via Ray
+class FailingSpace(NB201Space):
+    """NB201, except that building one chosen architecture fails (a crash mid-extraction)."""
+
+    def __init__(self, fail_text: str):
+        self.fail_text = fail_text
+
+    def build(self, arch, *args, **kw):
+        if arch.text == self.fail_text:
+            raise RuntimeError("simulated crash")
+        return super().build(arch, *args, **kw)
+
+
+ARCHS = [SPACE.canonical(a) for a in SPACE.sample_unique(12, 7)]
+
+
+def test_bulk_extraction_stores_features_once_per_isomorphism_class(ray_session, tmp_path):
+    out = tmp_path / "features.parquet"
+    inputs = [TWIN_A, *ARCHS[:4], TWIN_B, ARCHS[0].text]
+    summary = extract_to_parquet(SPACE, inputs, "digits", out, **STORE)
+    assert (summary.written, summary.duplicates, summary.already_stored) == (5, 2, 0)
+    keys, archs, feats = read_features(out)
+    assert len(set(keys)) == 5 and feats.shape == (5, 2, 16, 8)
+    schema = pq.read_schema(part_files(out)[0])
+    assert json.loads(schema.metadata[b"raynas.jacobian.shape"]) == [2, 16, 8]
+    assert set(pq.read_table(part_files(out)[0]).column_names) == {"space", "arch", "key", "features"}
+    # a Ray worker computes exactly what the in-process function computes
+    row = keys.index(ARCHS[1].key)
+    expected = jacobian_features(archs[row], SPACE, inputs=input_batch("digits", 16), num_inits=2, proj=8, build=BUILD)
+    np.testing.assert_array_equal(feats[row], expected)
+    streamed = list(iter_features(out, batch_rows=2, seed=0))
+    assert sorted(k for ks, _ in streamed for k in ks) == sorted(keys)
+    assert [len(ks) for ks, _ in streamed] == [2, 2, 1]
+
+
+def test_extraction_resumes_after_a_crash_and_after_losing_a_part(ray_session, tmp_path):
+    out = tmp_path / "features.parquet"
+    with pytest.raises(RuntimeError, match="rerun to resume"):
+        extract_to_parquet(FailingSpace(ARCHS[7].text), ARCHS, "digits", out, **STORE)
+    kept = stored_keys(out)
+    assert 1 <= len(kept) < 12 and ARCHS[7].key not in kept  # finished work survived the crash
+    summary = extract_to_parquet(SPACE, ARCHS, "digits", out, **STORE)
+    assert summary.already_stored == len(kept) and summary.written == 12 - len(kept)
+    part_files(out)[0].unlink()
+    again = extract_to_parquet(SPACE, ARCHS, "digits", out, **STORE)
+    keys, _, _ = read_features(out)
+    assert again.written >= 1 and sorted(keys) == sorted(a.key for a in ARCHS)
+
+
+def test_resume_refuses_other_settings_and_names_a_damaged_part(ray_session, tmp_path):
+    out = tmp_path / "features.parquet"
+    extract_to_parquet(SPACE, ARCHS[:4], "digits", out, **STORE)
+    with pytest.raises(ValueError, match="num_inits: stored 2, now 3"):
+        extract_to_parquet(SPACE, ARCHS[:4], "digits", out, **{**STORE, "num_inits": 3})
+    damaged = part_files(out)[0]
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    with pytest.raises(ValueError, match=damaged.name):
+        extract_to_parquet(SPACE, ARCHS, "digits", out, **STORE)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        extract_to_parquet(SPACE, ARCHS, "imagenet", tmp_path / "other", **STORE)
