@@ -145,12 +145,84 @@ def _run_demo(args: argparse.Namespace) -> int:
     return _run_search(build_parser().parse_args(["search", *demo]))
 
 
+def _configure_embed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--space", default="nb201", help="search space, or several comma-separated (one shared encoder)")
+    parser.add_argument("--dataset", help="images the Jacobians are taken on (default: the encoder's, else digits)")
+    parser.add_argument("--out", required=True, help="embeddings table to write (Parquet: space, arch, key, embedding)")
+    parser.add_argument("--num-archs", type=int, help="architectures to sample per space (default: all of a finite space)")
+    parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
+    parser.add_argument("--features", help="features root, one resumable directory per space (default: <out>.features)")
+    parser.add_argument("--train-encoder", action="store_true", help="train a new encoder on these features")
+    parser.add_argument("--encoder", help="encoder directory to load, or to save a trained one to (default: <out>.encoder)")
+    parser.add_argument("--epochs", type=int, default=30, help="encoder training epochs")
+    parser.add_argument("--train-batch", type=int, default=256, help="architectures per encoder training step")
+    parser.add_argument("--lr", type=float, default=1e-3, help="encoder learning rate (Adam, x0.95 per epoch)")
+    parser.add_argument("--embed-dim", type=int, default=256, help="size of a new encoder's embeddings")
+    parser.add_argument("--inits", type=int, help="K random initialisations per architecture (default: the encoder's, else 4)")
+    parser.add_argument("--batch", type=int, help="B images per Jacobian (default: the encoder's, else 256)")
+    parser.add_argument("--proj", type=int, help="P projection directions (default: the encoder's, else 128)")
+    parser.add_argument("--build", default="{}", help='space.build options as JSON, e.g. \'{"C": 8, "N": 1}\', '
+                        'or per space: \'{"nb201": {"C": 8}, "nb101": {"stem_channels": 16}}\'')  # fmt: skip
+    parser.add_argument("--seed", type=int, help="images, initialisations and sampled archs (default: the encoder's, else 0)")
+
+
+def _embed_builds(text: str, spaces: list[str]) -> dict[str, dict]:
+    """``--build`` JSON: one dict of build options for every space, or a dict per space name."""
+    try:
+        options = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--build must be a JSON object, got {text!r}: {err}") from None
+    if not isinstance(options, dict):
+        raise ValueError(f"--build must be a JSON object, got {text!r}")
+    if options and set(options) <= set(spaces) and all(isinstance(v, dict) for v in options.values()):
+        return options
+    return {name: options for name in spaces}
+
+
+def _run_embed(args: argparse.Namespace) -> int:
+    """Jacobian features -> contrastive encoder -> embeddings table (resumable)."""
+    from predictors.embed_pipeline import FeatureSettings, build_embeddings, load_encoder
+    from search_spaces import get_space
+
+    spaces = [get_space(name.strip()).name for name in args.space.split(",") if name.strip()]
+    encoder_dir = args.encoder or f"{args.out}.encoder"
+    trained_on: dict = {}
+    if not args.train_encoder:
+        meta = load_encoder(encoder_dir).feature_meta_
+        trained_on = vars(FeatureSettings.from_meta(meta)) if meta else {}
+    given = {"dataset": args.dataset, "num_inits": args.inits, "batch": args.batch, "proj_dim": args.proj, "seed": args.seed}
+    settings = FeatureSettings(**{**vars(FeatureSettings()), **trained_on, **{k: v for k, v in given.items() if v is not None}})
+    summary = build_embeddings(
+        spaces, args.out, settings, archs=args.num_archs, features_root=args.features,
+        encoder=encoder_dir, train=args.train_encoder,
+        train_options={"epochs": args.epochs, "batch_size": args.train_batch, "lr": args.lr, "seed": settings.seed,
+                       "embed_dim": args.embed_dim},
+        builds=_embed_builds(args.build, spaces), address=args.address,
+    )  # fmt: skip
+    for name, done in summary.spaces.items():
+        print(f"{name:8s} {summary.counts[name]} archs: {done.written} computed, {done.already_stored} already stored  "
+              f"features {done.path}")  # fmt: skip
+    rate = sum(d.written for d in summary.spaces.values()) / max(summary.extract_s, 1e-9)
+    print(f"features   {summary.extract_s:.1f} s ({rate:.1f} arch/s computed)")
+    if summary.trained:
+        losses = summary.loss_history
+        print(f"encoder    trained {len(losses)} epochs in {summary.train_s:.1f} s (loss {losses[0]:.3f} -> "
+              f"{losses[-1]:.3f}), saved to {summary.encoder_path}")  # fmt: skip
+    else:
+        print(f"encoder    loaded from {summary.encoder_path}")
+    total = sum(summary.counts.values())
+    print(f"embeddings {total} x {summary.dim} in {summary.embed_s:.1f} s -> {summary.out}")
+    print(f"total      {summary.total_s:.1f} s, {total / max(summary.total_s, 1e-9):.1f} arch/s")
+    return 0
+
+
 #: name -> (help, add arguments, run); new sub-commands are one entry here
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "inspect": ("build one architecture's network and print its size", _configure_inspect, _run_inspect),
     "spaces": ("list the registered search spaces", _configure_spaces, _run_spaces),
     "search": ("run a NAS experiment through Ray Tune", _configure_search, _run_search),
     "demo": ("the embedded default search (NB201 on digits, 16 trials)", _configure_demo, _run_demo),
+    "embed": ("Jacobian contrastive embeddings of a space's architectures", _configure_embed, _run_embed),
 }
 
 

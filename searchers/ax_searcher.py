@@ -306,7 +306,7 @@ class AxSearcher(ArchSearcher):
         return outcome
 
     def _start(self, trial_id: str, index: int, arch: Arch) -> dict:
-        self.seen.add(arch.key)
+        self._mark_seen(arch)
         self.pending[trial_id] = arch
         self.ax_trials[trial_id] = index
         return self.space.encode(arch)

@@ -11,7 +11,6 @@ embedded.
 """
 from __future__ import annotations
 
-import pickle
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from predictors.embeddings import ArchEmbeddings
 from predictors.gp import GPSurrogate
 from raynas.arch import Arch
 from searchers.base import FINISHED, ArchSearcher
-from searchers.embedding_proposers import make_proposer
+from searchers.embedding_proposers import Proposer, make_proposer
 
 
 class EmbeddingSearcher(ArchSearcher):
@@ -58,11 +57,10 @@ class EmbeddingSearcher(ArchSearcher):
             dim = 8
         self.points = _reduce(embeddings.vectors, dim, seed)
         self.free = np.ones(len(embeddings), dtype=bool)
-        self.proposer = None
-        if optimizer != "gp-ei":
-            lower, upper = self.points.min(axis=0), self.points.max(axis=0)
-            self.proposer = make_proposer(optimizer, lower, upper, seed, budget)
-        self.tokens: dict[str, Any] = {}
+        self.budget = budget
+        self.proposer = self._new_proposer()
+        self.tokens: dict[str, tuple[Any, np.ndarray]] = {}  # trial id -> (ask token, point)
+        self.told: list[tuple[np.ndarray, float]] = []  # what the proposer learnt, for restore
 
     # ------------------------------------------------------------------ proposals
     def _propose(self, trial_id: str) -> Arch | str:
@@ -70,7 +68,7 @@ class EmbeddingSearcher(ArchSearcher):
             return FINISHED
         if self.proposer is not None:
             token, point = self.proposer.ask()
-            self.tokens[trial_id] = token
+            self.tokens[trial_id] = (token, point)
             row = self._nearest_free(point)
         elif len(self.history) < self.num_initial:
             row = int(self.rng.choice(np.flatnonzero(self.free)))
@@ -105,19 +103,33 @@ class EmbeddingSearcher(ArchSearcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         super().on_trial_complete(trial_id, result, error)
-        token = self.tokens.pop(trial_id, None)
-        if token is not None:
+        asked = self.tokens.pop(trial_id, None)
+        if asked is not None:
             value = None if error else self._value(result)
-            self.proposer.tell(token, None if value is None else self.score(value))
+            score = None if value is None else self.score(value)
+            self.proposer.tell(asked[0], score)
+            if score is not None:
+                self.told.append((asked[1], score))
+
+    def _new_proposer(self) -> Proposer | None:
+        if self.optimizer == "gp-ei":
+            return None
+        lower, upper = self.points.min(axis=0), self.points.max(axis=0)
+        return make_proposer(self.optimizer, lower, upper, self.seed, self.budget)
 
     def get_state(self) -> dict:
-        return {**super().get_state(), "proposer": pickle.dumps(self.proposer), "tokens": pickle.dumps(self.tokens)}
+        return {**super().get_state(), "told": [(p.tolist(), v) for p, v in self.told]}
 
     def set_state(self, state: dict) -> None:
+        """Rebuild the proposer and replay what it had learnt; trials pending at save time
+        are finished by Tune's restore but are not told to the fresh proposer."""
         self.free[:] = True
         super().set_state(state)
-        self.proposer = pickle.loads(state["proposer"])
-        self.tokens = pickle.loads(state["tokens"])
+        self.told = [(np.asarray(p), v) for p, v in state["told"]]
+        self.proposer = self._new_proposer()
+        self.tokens = {}
+        for point, value in self.told:
+            self.proposer.replay(point, value)
 
 
 def _reduce(vectors: np.ndarray, dim: int | None, seed: int | None) -> np.ndarray:
@@ -127,3 +139,13 @@ def _reduce(vectors: np.ndarray, dim: int | None, seed: int | None) -> np.ndarra
         vectors = PCA(n_components=dim, random_state=seed).fit_transform(vectors)
     spread = vectors.std(axis=0)
     return (vectors - vectors.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+
+def load_embeddings(source: Any, space: Any) -> ArchEmbeddings:
+    """``ArchEmbeddings`` from a table object, a Parquet path, or ``"one-hot"`` (every
+    canonical class of a finite space, one-hot encoded: the encoding-dependent baseline)."""
+    if isinstance(source, ArchEmbeddings):
+        return source
+    if source == "one-hot":
+        return ArchEmbeddings.one_hot(space, list(dict.fromkeys(space.enumerate())))
+    return ArchEmbeddings.from_parquet(source, space)

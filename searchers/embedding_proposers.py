@@ -12,12 +12,17 @@ import numpy as np
 
 
 class Proposer:
-    """``ask() -> (token, point)``, ``tell(token, value)`` with larger values better."""
+    """``ask() -> (token, point)``, ``tell(token, value)`` with larger values better, and
+    ``replay(point, value)`` to teach a fresh proposer a point it never asked for (this is
+    how a restored searcher rebuilds its optimiser: not every optimiser pickles)."""
 
     def ask(self) -> tuple[Any, np.ndarray]:
         raise NotImplementedError
 
     def tell(self, token: Any, value: float | None) -> None:
+        raise NotImplementedError
+
+    def replay(self, point: np.ndarray, value: float) -> None:
         raise NotImplementedError
 
 
@@ -39,32 +44,50 @@ class NevergradProposer(Proposer):
         if value is not None:  # nevergrad minimises; a failed point is simply not told
             self.optimizer.tell(token, -value)
 
+    def replay(self, point: np.ndarray, value: float) -> None:
+        self.optimizer.tell(self.optimizer.parametrization.spawn_child(new_value=point), -value)
+
 
 class HyperoptProposer(Proposer):
-    """TPE through Tune's HyperOptSearch, which already speaks suggest/complete."""
+    """hyperopt's TPE driven through its ``Trials`` documents (ask, then tell)."""
 
-    def __init__(self, lower: np.ndarray, upper: np.ndarray, seed: int | None, n_initial_points: int = 10):
-        from ray import tune
-        from ray.tune.search.hyperopt import HyperOptSearch
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, seed: int | None, n_initial_points: int = 10, gamma: float = 0.25):
+        from functools import partial
 
-        space = {f"z{i}": tune.uniform(float(lo), float(hi)) for i, (lo, hi) in enumerate(zip(lower, upper))}
+        from hyperopt import Domain, Trials, hp, tpe
+
         self.dim = len(lower)
-        self.search = HyperOptSearch(
-            space=space, metric="score", mode="max", random_state_seed=seed, n_initial_points=n_initial_points
-        )
-        self.count = 0
+        space = {f"z{i}": hp.uniform(f"z{i}", float(lo), float(hi)) for i, (lo, hi) in enumerate(zip(lower, upper))}
+        self.domain = Domain(lambda _: 0.0, space)  # values are told, never computed here
+        self.trials = Trials()
+        self.algo = partial(tpe.suggest, n_startup_jobs=n_initial_points, gamma=gamma)
+        self.rng = np.random.default_rng(seed)
 
     def ask(self) -> tuple[Any, np.ndarray]:
-        self.count += 1
-        token = f"p{self.count}"
-        config = self.search.suggest(token)
-        return token, np.array([config[f"z{i}"] for i in range(self.dim)])
+        ids = self.trials.new_trial_ids(1)
+        self.trials.refresh()
+        docs = self.algo(ids, self.domain, self.trials, int(self.rng.integers(2**31 - 1)))
+        self.trials.insert_trial_docs(docs)
+        self.trials.refresh()
+        values = docs[0]["misc"]["vals"]
+        return docs[0]["tid"], np.array([values[f"z{i}"][0] for i in range(self.dim)])
 
     def tell(self, token: Any, value: float | None) -> None:
-        if value is None:
-            self.search.on_trial_complete(token, error=True)
-        else:
-            self.search.on_trial_complete(token, {"score": value})
+        from hyperopt import JOB_STATE_DONE, JOB_STATE_ERROR, STATUS_FAIL, STATUS_OK
+
+        doc = next(t for t in self.trials._dynamic_trials if t["tid"] == token)
+        ok = value is not None
+        doc["state"] = JOB_STATE_DONE if ok else JOB_STATE_ERROR
+        doc["result"] = {"loss": -value, "status": STATUS_OK} if ok else {"status": STATUS_FAIL}
+        self.trials.refresh()
+
+    def replay(self, point: np.ndarray, value: float) -> None:
+        from hyperopt.fmin import generate_trial
+
+        tid = self.trials.new_trial_ids(1)[0]
+        self.trials.insert_trial_docs([generate_trial(tid, {f"z{i}": float(v) for i, v in enumerate(point)})])
+        self.trials.refresh()
+        self.tell(tid, value)
 
 
 class AxProposer(Proposer):
@@ -92,6 +115,10 @@ class AxProposer(Proposer):
             self.client.mark_trial_failed(token)
         else:
             self.client.complete_trial(token, raw_data={"score": value})
+
+    def replay(self, point: np.ndarray, value: float) -> None:
+        index = self.client.attach_trial(parameters={f"z{i}": float(v) for i, v in enumerate(point)})
+        self.client.complete_trial(index, raw_data={"score": value})
 
 
 def make_proposer(optimizer: str, lower: np.ndarray, upper: np.ndarray, seed: int | None, budget: int) -> Proposer:

@@ -120,3 +120,30 @@ def _ax(space: SearchSpace, metric: Any, mode: Any, seed: int | None, **kw: Any)
     from searchers.ax_searcher import AxSearcher
 
     return AxSearcher(space, metric, mode, seed, **kw)
+
+
+def _embedding_factory(optimizer: str) -> Factory:
+    """A registry entry running ``optimizer`` in an embedding space."""
+
+    def factory(
+        space: SearchSpace,
+        metric: str | None,
+        mode: str | None,
+        seed: int | None,
+        embeddings: Any = "one-hot",
+        **kw: Any,
+    ) -> Searcher:
+        from searchers.embedding import EmbeddingSearcher, load_embeddings
+
+        return EmbeddingSearcher(load_embeddings(embeddings, space), optimizer, metric, mode, seed, **kw)
+
+    return factory
+
+
+for _name, _optimizer in {
+    "embedding-gp": "gp-ei",
+    "embedding-ngopt": "nevergrad:NGOpt",
+    "embedding-tpe": "hyperopt:tpe",
+    "embedding-ax": "ax",
+}.items():
+    register_searcher(_name)(_embedding_factory(_optimizer))
