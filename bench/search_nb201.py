@@ -19,11 +19,15 @@ from raynas.benchmarks import TabularBenchmark
 from searchers import FINISHED, make_searcher
 
 
-def search_once(name: str, seed: int, budget: int, table: TabularBenchmark, options: dict) -> tuple[np.ndarray, float]:
+def search_once(
+    name: str, seed: int, budget: int, table: TabularBenchmark, options: dict, embeddings: object = None
+) -> tuple[np.ndarray, float]:
     """Test accuracy of the best-by-valid architecture after each query, and seconds taken."""
     import torch
 
     torch.set_num_threads(1)
+    if name.startswith("embedding-"):
+        options = {**options, "embeddings": embeddings}
     searcher = make_searcher(name, table.space, "val_acc", "max", seed, **options)
     best_valid, best_test = -np.inf, np.nan
     trajectory = np.full(budget, np.nan)
@@ -50,6 +54,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--seeds-for", action="append", default=[], metavar="NAME=N", help="fewer seeds for slow searchers")
     parser.add_argument("--report", default="50,100,150", help="query counts to report")
+    parser.add_argument(
+        "--embeddings", default="one-hot", help="embedding table (Parquet) for embedding-* searchers, or one-hot"
+    )
     args = parser.parse_args()
 
     seeds_for = {k: int(v) for k, v in (item.split("=") for item in args.seeds_for)}
@@ -57,19 +64,25 @@ def main() -> None:
     table = TabularBenchmark.from_parquet(args.benchmark, "nb201", args.dataset)
     ray.init(include_dashboard=False, log_to_driver=False)
     table_ref = ray.put(table)
-    task = ray.remote(num_cpus=1)(search_once)
     names = args.searchers.split(",")
+    embeddings_ref = None
+    if any(n.startswith("embedding-") for n in names):
+        from searchers.embedding import load_embeddings
+
+        embeddings_ref = ray.put(load_embeddings(args.embeddings, table.space))
+    task = ray.remote(num_cpus=1)(search_once)
     pending = {}
     for name in names:
-        options = {"budget": args.budget} if name == "nevergrad" else {}
+        options = {"budget": args.budget} if name in ("nevergrad", "embedding-ngopt") else {}
         for seed in range(seeds_for.get(name, args.seeds)):
-            pending[task.remote(name, seed, args.budget, table_ref, options)] = name
+            pending[task.remote(name, seed, args.budget, table_ref, options, embeddings_ref)] = name
     results: dict[str, list[tuple[np.ndarray, float]]] = {n: [] for n in names}
     for ref, name in pending.items():
         results[name].append(ray.get(ref))
 
     optimum = float(np.max(table.column("test")))
-    print(f"NB201 {args.dataset}: test accuracy of the best-by-valid architecture (mean ± std over seeds); optimum {optimum:.2f}\n")
+    print(f"NB201 {args.dataset}: test accuracy of the best-by-valid architecture (mean ± std over seeds); optimum {optimum:.2f}")
+    print(f"embedding-* searchers use: {args.embeddings}\n")
     print("| searcher | seeds | " + " | ".join(f"{q} queries" for q in report) + " | s / run |")
     print("| --- | --- | " + " | ".join("---" for _ in report) + " | --- |")
     for name in names:

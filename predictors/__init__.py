@@ -20,6 +20,12 @@ _LAZY = {
     "train_encoder": "predictors.set_encoder",
     "embed": "predictors.set_encoder",
     "nt_xent": "predictors.set_encoder",
+    "ArchEmbeddings": "predictors.embeddings",
+    "GPSurrogate": "predictors.gp",
+    "FeatureSettings": "predictors.embed_pipeline",
+    "build_embeddings": "predictors.embed_pipeline",
+    "embed_architectures": "predictors.embed_pipeline",
+    "module_features": "predictors.embed_pipeline",
 }
 __all__ = list(_LAZY)
 
