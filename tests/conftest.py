@@ -11,6 +11,18 @@ REPO = Path(__file__).resolve().parents[1]
 BENCHMARKS = Path(os.environ.get("RAYNAS_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """One torch thread, as in a Ray worker: two spinning OpenMP threads on a shared 2-core
+    machine run ~7-20x slower than one."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def benchmark_file(name: str) -> Path:
     """Path of a shared benchmark table, or skip the test saying which file is absent."""
     path = BENCHMARKS / name

@@ -29,13 +29,6 @@ SETTINGS = FeatureSettings("digits", num_inits=2, batch=16, proj_dim=8, seed=1)
 TRAIN = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "hidden": 32, "embed_dim": 16, "head_dim": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def first_run(ray_session, tmp_path_factory):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from predictors.embeddings import ArchEmbeddings
-from searchers import FINISHED, make_searcher
+from searchers import make_searcher
 from searchers.embedding import EmbeddingSearcher
+from search_loop import objective, run
 from search_spaces import get_space
 
 SPACE = get_space("nb201")
@@ -14,22 +15,6 @@ POOL = list(dict.fromkeys(SPACE.sample_unique(300, rng=0)))
 EMBEDDINGS = ArchEmbeddings.one_hot(SPACE, POOL)
 OPTIMIZERS = ["gp-ei", "nevergrad:NGOpt", "hyperopt:tpe", "ax"]
 
-
-def objective(arch) -> float:
-    spec = SPACE.canonical(arch).spec
-    return 2.0 * spec.count("nor_conv_3x3") + spec.count("nor_conv_1x1") + 0.3 * spec.count("skip_connect")
-
-
-def run(searcher, steps, start=0):
-    archs = []
-    for i in range(start, start + steps):
-        config = searcher.suggest(f"t{i}")
-        if config == FINISHED:
-            break
-        arch = SPACE.decode(config)
-        archs.append(arch)
-        searcher.on_trial_complete(f"t{i}", {"val_acc": objective(arch)})
-    return archs
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)

@@ -24,14 +24,6 @@ TWIN_B = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_
 STORE = {"num_inits": 2, "batch": 16, "proj_dim": 8, "build": BUILD, "chunk": 3, "progress": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread, as in a Ray worker: two spinning threads on a shared 2-core box are ~7x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def features(arch=ARCH, **kw):
     options = {"inputs": INPUTS, "num_inits": 3, "proj": 16, "build": BUILD, **kw}

@@ -8,29 +8,13 @@ import numpy as np
 import pytest
 from ray import tune
 
-from searchers import FINISHED, make_searcher
+from searchers import make_searcher
+from search_loop import objective, run
 from search_spaces import get_space
 
 SPACE = get_space("nb201")
 NAMES = ["random", "rea", "tpe", "nevergrad"]
 
-
-def objective(arch) -> float:
-    """A deterministic stand-in for accuracy: favours 3x3 convs on live edges."""
-    spec = SPACE.canonical(arch).spec
-    return spec.count("nor_conv_3x3") * 2.0 + spec.count("nor_conv_1x1") + 0.1 * spec.count("skip_connect")
-
-
-def run(searcher, steps: int, start: int = 0) -> list:
-    archs = []
-    for i in range(start, start + steps):
-        config = searcher.suggest(f"t{i}")
-        if config == FINISHED:
-            break
-        arch = SPACE.decode(config)
-        archs.append(arch)
-        searcher.on_trial_complete(f"t{i}", {"val_acc": objective(arch), "params": 1})
-    return archs
 
 
 def make(name: str, seed: int = 0, **kw):

@@ -14,14 +14,6 @@ SPACE = get_space("nb201")
 SMALL = {"hidden": 64, "embed_dim": 32, "head_dim": 16}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One torch thread, as in a Ray worker: two spinning threads on a shared 2-core box are ~7x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def features() -> np.ndarray:
