@@ -36,16 +36,13 @@ EXTRA_COLUMNS: dict[str, tuple[str, float]] = {
 _ACC_COLUMN = re.compile(r"^(?P<dataset>[a-z0-9]+)_(?P<split>valid|test)_acc(?:_(?P<epochs>\d+)ep)?$")
 
 
-def read_parquet(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+def read_parquet(path: str | Path) -> pa.Table:
     """Read a Parquet table, turning I/O and format failures into errors that name the file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"benchmark table {path} does not exist (expected a Parquet file)")
     try:
-        schema = pq.read_schema(path)
-        if columns is not None:
-            columns = [c for c in columns if c in schema.names]
-        return pq.read_table(path, columns=columns)
+        return pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
         raise ValueError(f"benchmark table {path} is not a readable Parquet file: {err}") from err
 
@@ -143,12 +140,19 @@ class TabularBenchmark:
         """(split, epochs) pairs this table answers; ``epochs=None`` is the full schedule."""
         return sorted(self.metrics, key=lambda m: (m[0], m[1] or 10**9))
 
-    def column(self, split: str = "valid", epochs: int | None = None) -> np.ndarray:
-        """Accuracy of every row, aligned with :attr:`archs` (for vectorised benchmarking)."""
+    def _metric(self, split: str, epochs: int | None) -> tuple[str, int | None]:
+        """Key of :attr:`metrics`: the full schedule is stored as ``epochs=None``."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
-        if epochs == self.full_epochs:
-            epochs = None
+        return split, None if epochs == self.full_epochs else epochs
+
+    def has(self, split: str, epochs: int | None = None) -> bool:
+        """Whether the table answers ``split`` after ``epochs``."""
+        return self._metric(split, epochs) in self.metrics
+
+    def column(self, split: str = "valid", epochs: int | None = None) -> np.ndarray:
+        """Accuracy of every row, aligned with :attr:`archs` (for vectorised benchmarking)."""
+        split, epochs = self._metric(split, epochs)
         try:
             return self.metrics[(split, epochs)]
         except KeyError:

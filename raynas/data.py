@@ -115,7 +115,7 @@ def load_dataset(spec: str, seed: int = 0) -> ImageDataset:
     raise ValueError(f"unknown dataset {spec!r}; allowed: 'digits', 'cifar10:/path/to/cifar-10-batches-py', 'synthetic[:N]'")
 
 
-def _split(n: int, labels: np.ndarray, fractions: tuple[float, float], seed: int) -> list[np.ndarray]:
+def _split(labels: np.ndarray, fractions: tuple[float, float], seed: int) -> list[np.ndarray]:
     """Stratified train / valid / test indices with fixed fractions for valid and test."""
     rng = np.random.default_rng(seed)
     parts: list[list[int]] = [[], [], []]
@@ -130,7 +130,7 @@ def _split(n: int, labels: np.ndarray, fractions: tuple[float, float], seed: int
 
 
 def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, seed: int, **kw: object) -> ImageDataset:
-    index = _split(len(y), y, (0.2, 0.2), seed)
+    index = _split(y, (0.2, 0.2), seed)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     return ImageDataset(
         name=name,

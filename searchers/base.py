@@ -189,16 +189,25 @@ class ArchSearcher(Searcher):
     def random_unseen(self) -> Arch | str:
         """A random architecture not proposed before, or ``FINISHED`` if none is left."""
         if self._left is None:
-            for _ in range(self.max_resample):
-                arch = self.space.sample(self.rng)
-                if self.is_unseen(arch):
-                    return arch
+            arch = self._sample_unseen()
+            if arch is not None:
+                return arch
             try:  # sampling keeps hitting seen archs: list what is left, once
                 self._left = list({a: None for a in self.space.enumerate() if self.is_unseen(a)})
             except TypeError:  # too large to enumerate, so far from exhausted: keep sampling
-                return self.random_unseen()
+                while arch is None:
+                    arch = self._sample_unseen()
+                return arch
         self._left = [a for a in self._left if self.is_unseen(a)]
         return self._left[int(self.rng.integers(len(self._left)))] if self._left else FINISHED
+
+    def _sample_unseen(self) -> Arch | None:
+        """An unseen sample within ``max_resample`` tries, else None."""
+        for _ in range(self.max_resample):
+            arch = self.space.sample(self.rng)
+            if self.is_unseen(arch):
+                return arch
+        return None
 
     def best(self) -> tuple[Arch, float] | None:
         """Best finished architecture and its metric value so far."""

@@ -52,14 +52,13 @@ class BenchmarkTrainable(tune.Trainable):
     def step(self) -> dict[str, Any]:
         epochs = self.schedule[self.position]
         self.position += 1
-        has_test = ("test", None if epochs == self.table.full_epochs else epochs) in self.table.metrics
         result: dict[str, Any] = {
             "epoch": epochs,
             "val_acc": self.table.query(self.arch, "valid", epochs),
             "arch": str(self.arch),
             **self.table.info(self.arch),
         }
-        if has_test:
+        if self.table.has("test", epochs):
             result["test_acc"] = self.table.query(self.arch, "test", epochs)
         per_epoch = result.pop("train_time_per_epoch_s", None)
         if per_epoch is not None and epochs is not None:
