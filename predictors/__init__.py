@@ -26,6 +26,8 @@ _LAZY = {
     "build_embeddings": "predictors.embed_pipeline",
     "embed_architectures": "predictors.embed_pipeline",
     "module_features": "predictors.embed_pipeline",
+    "PredictiveStoppingScheduler": "predictors.stopping",
+    "BayesianLinearPredictor": "predictors.stopping",
 }
 __all__ = list(_LAZY)
 
