@@ -32,8 +32,12 @@ class NevergradProposer(Proposer):
 
         if name not in ng.optimizers.registry:
             raise ValueError(f"unknown nevergrad optimizer {name!r}; e.g. NGOpt, OnePlusOne, DE, CMA, TwoPointsDE")
-        parametrization = ng.p.Array(init=(lower + upper) / 2).set_bounds(lower, upper)
-        parametrization.random_state = np.random.RandomState(seed)
+        # A seeded random start: NGOpt picks a deterministic local method (Cobyla) for small
+        # budgets in few dimensions, which from the box centre would walk the same path for
+        # every seed.
+        random_state = np.random.RandomState(seed)
+        parametrization = ng.p.Array(init=random_state.uniform(lower, upper)).set_bounds(lower, upper)
+        parametrization.random_state = random_state
         self.optimizer = ng.optimizers.registry[name](parametrization=parametrization, budget=budget)
 
     def ask(self) -> tuple[Any, np.ndarray]:

@@ -67,3 +67,10 @@ def test_bad_optimizer_and_bad_tables_are_named(tmp_path):
         ArchEmbeddings(SPACE, POOL[:3], np.zeros((2, 4)))
     with pytest.raises(FileNotFoundError, match="missing.parquet"):
         ArchEmbeddings.from_parquet(tmp_path / "missing.parquet")
+
+
+def test_ngopt_paths_differ_between_seeds():
+    """NGOpt picks a deterministic local method for small budgets; the seeded start keeps
+    seeds from all walking the same path."""
+    paths = [[a.key for a in run(EmbeddingSearcher(EMBEDDINGS, "nevergrad:NGOpt", "val_acc", "max", seed=s, budget=30), 6)] for s in (0, 1)]
+    assert paths[0] != paths[1]
