@@ -84,3 +84,13 @@ def test_unknown_dataset_lists_what_is_allowed():
         load_dataset("mnist")
     with pytest.raises(ValueError, match="cifar10 needs a folder"):
         load_dataset("cifar10")
+
+
+def test_size_suffix_resizes_every_split_once():
+    small, big = load_dataset("digits"), load_dataset("digits@16")
+    assert big.in_shape == (1, 16, 16) and big.name == "digits@16"
+    assert all(big.size(s) == small.size(s) for s in ("train", "valid", "test"))
+    # bilinear resizing keeps the mean intensity of each image (up to edge effects)
+    assert torch.allclose(big.x["train"].float().mean((1, 2, 3)), small.x["train"].float().mean((1, 2, 3)), atol=0.3)
+    with pytest.raises(ValueError, match="after '@' must be an image size"):
+        load_dataset("digits@big")
