@@ -26,6 +26,8 @@ _LAZY = {
     "build_embeddings": "predictors.embed_pipeline",
     "embed_architectures": "predictors.embed_pipeline",
     "module_features": "predictors.embed_pipeline",
+    "ZeroCostPredictor": "predictors.zero_cost",
+    "PROXIES": "predictors.zero_cost",
     "PredictiveStoppingScheduler": "predictors.stopping",
     "BayesianLinearPredictor": "predictors.stopping",
 }
