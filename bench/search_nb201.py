@@ -4,12 +4,18 @@ test accuracy of the best-by-valid architecture is reported after 50 / 100 / 150
     python bench/search_nb201.py --benchmark ../shared/benchmarks/nb201_all.parquet \
         --dataset cifar10 --searchers random,rea,tpe,nevergrad,ax --budget 150 --seeds 100 \
         --seeds-for ax=10
+    python bench/search_nb201.py --searchers predictor-rea,rea --budget 100 --seeds 20 \
+        --report 50,100 --option predictor-rea:num_candidates=20 \
+        --searchers predictor-rea#m50,rea --option predictor-rea#m50:num_candidates=50
+
+A ``#label`` suffix names a variant of a searcher so one run can compare option settings.
 
 Each (searcher, seed) run is a Ray task; the table goes into the object store once.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import time
 
 import numpy as np
@@ -53,6 +59,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=150)
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--seeds-for", action="append", default=[], metavar="NAME=N", help="fewer seeds for slow searchers")
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="NAME:KEY=VALUE", help="a searcher option (a Python literal)"
+    )
     parser.add_argument("--report", default="50,100,150", help="query counts to report")
     parser.add_argument(
         "--embeddings", default="one-hot", help="embedding table (Parquet) for embedding-* searchers, or one-hot"
@@ -60,6 +69,11 @@ def main() -> None:
     args = parser.parse_args()
 
     seeds_for = {k: int(v) for k, v in (item.split("=") for item in args.seeds_for)}
+    extra: dict[str, dict] = {}
+    for item in args.option:
+        name, _, setting = item.partition(":")
+        key, _, value = setting.partition("=")
+        extra.setdefault(name, {})[key] = ast.literal_eval(value)
     report = [int(r) for r in args.report.split(",") if int(r) <= args.budget]
     table = TabularBenchmark.from_parquet(args.benchmark, "nb201", args.dataset)
     ray.init(include_dashboard=False, log_to_driver=False)
@@ -73,16 +87,19 @@ def main() -> None:
     task = ray.remote(num_cpus=1)(search_once)
     pending = {}
     for name in names:
-        options = {"budget": args.budget} if name in ("nevergrad", "embedding-ngopt") else {}
+        options = {"budget": args.budget} if name.partition("#")[0] in ("nevergrad", "embedding-ngopt") else {}
+        options.update(extra.get(name, {}))
         for seed in range(seeds_for.get(name, args.seeds)):
-            pending[task.remote(name, seed, args.budget, table_ref, options, embeddings_ref)] = name
+            searcher = name.partition("#")[0]
+            pending[task.remote(searcher, seed, args.budget, table_ref, options, embeddings_ref)] = name
     results: dict[str, list[tuple[np.ndarray, float]]] = {n: [] for n in names}
     for ref, name in pending.items():
         results[name].append(ray.get(ref))
 
     optimum = float(np.max(table.column("test")))
     print(f"NB201 {args.dataset}: test accuracy of the best-by-valid architecture (mean ± std over seeds); optimum {optimum:.2f}")
-    print(f"embedding-* searchers use: {args.embeddings}\n")
+    print(f"embedding-* searchers use: {args.embeddings}")
+    print("".join(f"{name} options: {options}\n" for name, options in extra.items()))
     print("| searcher | seeds | " + " | ".join(f"{q} queries" for q in report) + " | s / run |")
     print("| --- | --- | " + " | ".join("---" for _ in report) + " | --- |")
     for name in names:

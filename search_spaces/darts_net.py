@@ -241,7 +241,7 @@ class NetworkCIFAR(nn.Module):
                 c_curr *= 2
                 size = math.ceil(size / 2)
             self.cells.append(
-                Cell(
+                self.make_cell(
                     reduce if reduction else normal,
                     c_prev_prev, c_prev, c_curr, reduction, reduction_prev, affine_ops, pool_bn,
                 )
@@ -253,6 +253,20 @@ class NetworkCIFAR(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_prev, num_classes)
         self.aux_logits: torch.Tensor | None = None
+
+    def make_cell(
+        self,
+        ops: CellSpec,
+        c_prev_prev: int,
+        c_prev: int,
+        channels: int,
+        reduction: bool,
+        reduction_prev: bool,
+        affine_ops: bool,
+        pool_bn: bool,
+    ) -> nn.Module:
+        """One searched cell (the weight-sharing supernet overrides this to hold every op)."""
+        return Cell(ops, c_prev_prev, c_prev, channels, reduction, reduction_prev, affine_ops, pool_bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = s1 = self.stem(x)

@@ -88,20 +88,36 @@ class ResNetBasicBlock(nn.Module):
 
 
 class NB201Network(nn.Module):
-    """Stem, three stages of ``N`` cells (C, 2C, 4C channels), residual reductions, classifier."""
+    """Stem, three stages of ``N`` cells (C, 2C, 4C channels), residual reductions, classifier.
 
-    def __init__(self, ops: Sequence[str], num_classes: int = 10, in_channels: int = 3, C: int = 16, N: int = 5):
+    ``affine`` switches the cell ops' BatchNorm scale/shift; cells come from ``make_cell``,
+    which the weight-sharing supernet overrides so both networks share this skeleton.
+    """
+
+    def __init__(
+        self,
+        ops: Sequence[str],
+        num_classes: int = 10,
+        in_channels: int = 3,
+        C: int = 16,
+        N: int = 5,
+        affine: bool = True,
+    ):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
         layers: list[nn.Module] = []
         for stage, width in enumerate((C, 2 * C, 4 * C)):
             if stage > 0:
                 layers.append(ResNetBasicBlock(width // 2, width))
-            layers.extend(NB201Cell(ops, width) for _ in range(N))
+            layers.extend(self.make_cell(ops, width, affine) for _ in range(N))
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(4 * C), nn.ReLU(inplace=False))
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(4 * C, num_classes)
+
+    def make_cell(self, ops: Sequence[str], channels: int, affine: bool) -> nn.Module:
+        """One searched cell of ``channels`` channels."""
+        return NB201Cell(ops, channels, affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.lastact(self.cells(self.stem(x)))

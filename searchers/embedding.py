@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.stats import norm, rankdata
 from sklearn.decomposition import PCA
 
 from predictors.embeddings import ArchEmbeddings
@@ -23,6 +24,9 @@ from searchers.base import FINISHED, ArchSearcher
 from searchers.embedding_proposers import Proposer, make_proposer
 
 
+WARPS = ("rank", "none")
+
+
 class EmbeddingSearcher(ArchSearcher):
     """A Tune ``Searcher`` over the architectures of ``embeddings``.
 
@@ -30,7 +34,14 @@ class EmbeddingSearcher(ArchSearcher):
         embeddings: the candidate pool and its vectors (:class:`ArchEmbeddings`).
         optimizer: ``"gp-ei"``, ``"nevergrad:NGOpt"`` (any nevergrad name), ``"hyperopt:tpe"``, ``"ax"``.
         num_initial: random pool members evaluated before the optimiser takes over (gp-ei).
-        dim: PCA dimensions the optimiser works in (``None``: all for gp-ei, 8 otherwise).
+        dim: PCA dimensions the optimiser works in.  Default for gp-ei: embeddings of up to
+            32 dimensions (one-hot NB201 has 30) as they are, larger ones reduced to 16: a GP
+            fitted on 100 points cannot use 256 directions, and fitting in 16 is ~10x faster
+            (NB201, 100 queries, 10 seeds: 94.08 with all 256, 94.10 with 16, 94.04 with 8).
+            Default for the other optimisers: 8.
+        warp: ``"rank"`` fits the GP to the normal scores of the ranks of the values seen
+            (a Gaussian copula), so a few collapsed architectures (NB201 has cells at 10%)
+            do not flatten the surrogate around the good ones; ``"none"`` fits raw values.
         budget: evaluation budget told to nevergrad (NGOpt picks its method from it).
         max_train: GP training-set cap (best observations kept), bounding the cost per step.
     """
@@ -47,14 +58,18 @@ class EmbeddingSearcher(ArchSearcher):
         budget: int = 1000,
         max_train: int | None = 500,
         max_resample: int = 1000,
+        warp: str = "rank",
     ):
         super().__init__(embeddings.space, metric, mode, seed, max_resample)
         self.embeddings = embeddings
         self.optimizer = optimizer
         self.num_initial = num_initial
         self.max_train = max_train
-        if dim is None and optimizer != "gp-ei":
-            dim = 8
+        if warp not in WARPS:
+            raise ValueError(f"warp must be one of {WARPS}, got {warp!r}")
+        self.warp = warp
+        if dim is None:
+            dim = (None if embeddings.vectors.shape[1] <= 32 else 16) if optimizer == "gp-ei" else 8
         self.points = _reduce(embeddings.vectors, dim, seed)
         self.free = np.ones(len(embeddings), dtype=bool)
         self.budget = budget
@@ -86,7 +101,7 @@ class EmbeddingSearcher(ArchSearcher):
         candidates = np.flatnonzero(self.free)
         if len(rows) < 2:
             return int(self.rng.choice(candidates))
-        surrogate = GPSurrogate(max_train=self.max_train).fit(self.points[rows], values)
+        surrogate = GPSurrogate(max_train=self.max_train).fit(self.points[rows], _warped(values, self.warp))
         return int(candidates[np.argmax(surrogate.log_ei(self.points[candidates]))])
 
     def _observed(self) -> tuple[np.ndarray, np.ndarray]:
@@ -132,9 +147,19 @@ class EmbeddingSearcher(ArchSearcher):
             self.proposer.replay(point, value)
 
 
+def _warped(values: np.ndarray, warp: str) -> np.ndarray:
+    """``values`` as normal scores of their ranks (ties share a rank), or unchanged."""
+    if warp == "none":
+        return values
+    return norm.ppf((rankdata(values) - 0.5) / len(values))
+
+
 def _reduce(vectors: np.ndarray, dim: int | None, seed: int | None) -> np.ndarray:
-    """PCA to ``dim`` dimensions (if fewer than the vectors have), scaled to unit variance."""
+    """Rows scaled to unit length (the encoder is trained on cosine similarities), PCA to
+    ``dim`` dimensions (if fewer than the vectors have), each scaled to unit variance."""
     vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors / np.where(norms > 0, norms, 1.0)
     if dim is not None and dim < vectors.shape[1]:
         vectors = PCA(n_components=dim, random_state=seed).fit_transform(vectors)
     spread = vectors.std(axis=0)

@@ -8,6 +8,7 @@ space's own ``mutate``.  Ageing (the oldest member dies, not the worst) is what 
 from __future__ import annotations
 
 from collections import deque
+from typing import Container
 
 from raynas.arch import Arch
 from search_spaces import SearchSpace
@@ -48,13 +49,26 @@ class RegularizedEvolution(ArchSearcher):
     def _propose(self, trial_id: str) -> Arch | str:
         if len(self.population) < self.population_size:
             return self.random_unseen()
+        child = self._mutant(self._tournament())
+        return self.random_unseen() if child is None else child
+
+    def _tournament(self) -> Arch:
+        """The best of ``sample_size`` distinct random population members."""
         picks = self.rng.choice(len(self.population), size=self.sample_size, replace=False)
-        parent = max((self.population[i] for i in picks), key=lambda item: self.score(item[1]))[0]
+        return max((self.population[i] for i in picks), key=lambda item: self.score(item[1]))[0]
+
+    def _mutant(self, parent: Arch, taken: Container[str] = ()) -> Arch | None:
+        """An unseen, admissible mutation of ``parent`` whose key is not in ``taken``,
+        within ``max_mutations`` tries, else None."""
         for _ in range(self.max_mutations):
             child = self.space.mutate(parent, self.rng)
-            if self.is_unseen(child):
+            if self.is_unseen(child) and child.key not in taken and self._admissible(child):
                 return child
-        return self.random_unseen()
+        return None
+
+    def _admissible(self, child: Arch) -> bool:
+        """Whether subclasses accept ``child`` as a candidate (all are, here)."""
+        return True
 
     def _observe(self, arch: Arch, value: float) -> None:
         self.population.append((arch, value))

@@ -58,6 +58,20 @@ def _rea(space: SearchSpace, metric: str | None, mode: str | None, seed: int | N
     return RegularizedEvolution(space, metric, mode, seed, **kw)
 
 
+@register_searcher("predictor-rea")
+def _predictor_rea(
+    space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, embeddings: Any = None, **kw: Any
+) -> Searcher:
+    """REA whose children a predictor picks; ``embeddings`` may be a table, a Parquet path or "one-hot"."""
+    from searchers.predictor_evolution import PredictorEvolutionSearcher
+
+    if embeddings is not None:
+        from searchers.embedding import load_embeddings
+
+        embeddings = load_embeddings(embeddings, space)
+    return PredictorEvolutionSearcher(space, metric, mode, seed, embeddings=embeddings, **kw)
+
+
 @register_searcher("tpe")
 def _tpe(
     space: SearchSpace,

@@ -74,3 +74,15 @@ def test_ngopt_paths_differ_between_seeds():
     seeds from all walking the same path."""
     paths = [[a.key for a in run(EmbeddingSearcher(EMBEDDINGS, "nevergrad:NGOpt", "val_acc", "max", seed=s, budget=30), 6)] for s in (0, 1)]
     assert paths[0] != paths[1]
+
+
+def test_rank_warp_keeps_the_order_and_tames_outliers():
+    from searchers.embedding import _warped
+
+    values = np.array([10.0, 90.0, 91.0, 91.5, 92.0])
+    warped = _warped(values, "rank")
+    assert np.array_equal(np.argsort(warped), np.argsort(values))
+    assert warped[1] - warped[0] < 2 * (warped[2] - warped[1])  # the 10% cell is no longer 80 points away
+    assert np.array_equal(_warped(values, "none"), values)
+    with pytest.raises(ValueError, match="warp must be one of"):
+        EmbeddingSearcher(EMBEDDINGS, "gp-ei", warp="log")
