@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--searchers", default="random,rea,tpe,nevergrad")
     parser.add_argument("--budget", type=int, default=150)
     parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run are first-seed, first-seed + 1, ...")
     parser.add_argument("--seeds-for", action="append", default=[], metavar="NAME=N", help="fewer seeds for slow searchers")
     parser.add_argument(
         "--option", action="append", default=[], metavar="NAME:KEY=VALUE", help="a searcher option (a Python literal)"
@@ -89,7 +90,7 @@ def main() -> None:
     for name in names:
         options = {"budget": args.budget} if name.partition("#")[0] in ("nevergrad", "embedding-ngopt") else {}
         options.update(extra.get(name, {}))
-        for seed in range(seeds_for.get(name, args.seeds)):
+        for seed in range(args.first_seed, args.first_seed + seeds_for.get(name, args.seeds)):
             searcher = name.partition("#")[0]
             pending[task.remote(searcher, seed, args.budget, table_ref, options, embeddings_ref)] = name
     results: dict[str, list[tuple[np.ndarray, float]]] = {n: [] for n in names}
