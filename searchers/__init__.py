@@ -14,7 +14,11 @@ from searchers.random_search import RandomSearcher
 from searchers.registry import available_searchers, make_searcher, register_searcher
 from searchers.unique import UniqueArchSearcher
 
-_LAZY = {"EmbeddingSearcher": "searchers.embedding", "AxSearcher": "searchers.ax_searcher"}
+_LAZY = {
+    "EmbeddingSearcher": "searchers.embedding",
+    "AxSearcher": "searchers.ax_searcher",
+    "PredictorEvolutionSearcher": "searchers.predictor_evolution",
+}
 __all__ = [
     "FINISHED",
     "ArchSearcher",

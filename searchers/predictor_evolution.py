@@ -1,0 +1,213 @@
+"""Predictor-guided regularized evolution: REA whose children are chosen by a predictor.
+
+Each step draws ``num_candidates`` children, each an unseen mutation of a tournament
+winner of the regularized-evolution population, and evaluates the one a performance
+predictor rates best: the highest predicted mean, or with ``beta > 0`` the highest upper
+confidence bound ``mean + beta * std`` (``-mean + beta * std`` when minimising).  The
+predictor is re-fitted online on the finished evaluations every ``refit_every`` results;
+until ``num_initial`` results have arrived the searcher samples unseen architectures at
+random, as REA does while its population fills.
+
+Any object with ``fit(archs, y) -> self`` and ``predict(archs) -> (mean, std)`` is a
+predictor (a zero-cost proxy, the CG predictor, ...).  The default is a GP on a vector
+encoding of the architectures: the space's config one-hot encoded, or an embedding table
+(``embeddings=``, e.g. Jacobian embeddings), in which case candidates are drawn from the
+table's architectures.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from predictors.embeddings import ArchEmbeddings
+from predictors.gp import GPSurrogate
+from raynas.arch import Arch
+from search_spaces import SearchSpace
+from searchers.evolution import RegularizedEvolution
+
+
+class OneHotEncoding:
+    """``archs -> [n, d]``: each config key of ``space`` one-hot over its choices (of the
+    canonical form, so equivalent archs share a vector; vectors are cached by key)."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
+        new = [a for a in dict.fromkeys(archs) if a.key not in self.cache]
+        if new:
+            table = ArchEmbeddings.one_hot(self.space, new)
+            self.cache.update(zip((a.key for a in table.archs), table.vectors))
+        return np.stack([self.cache[a.key] for a in archs])
+
+
+class TableEncoding:
+    """``archs -> [n, d]``: rows of an embedding table (every arch must be in it)."""
+
+    def __init__(self, embeddings: ArchEmbeddings):
+        self.embeddings = embeddings
+
+    def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
+        return np.stack([self.embeddings.vector(a) for a in archs])
+
+
+class EncodedGP:
+    """The predictor interface over :class:`~predictors.gp.GPSurrogate`: archs are encoded
+    to vectors by ``encode`` and the GP works on those.
+
+    Args:
+        encode: ``archs -> [n, d]`` array (:class:`OneHotEncoding`, :class:`TableEncoding`).
+        nu, ard, max_train: as in :class:`~predictors.gp.GPSurrogate`.
+    """
+
+    def __init__(self, encode: Any, nu: float = 2.5, ard: bool = False, max_train: int | None = 500):
+        self.encode = encode
+        self.nu = nu
+        self.ard = ard
+        self.max_train = max_train
+
+    def fit(self, archs: Sequence[Arch], y: Sequence[float]) -> "EncodedGP":
+        self.gp_ = GPSurrogate(self.nu, self.ard, self.max_train).fit(self.encode(list(archs)), np.asarray(y))
+        return self
+
+    def predict(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
+        return self.gp_.predict(self.encode(list(archs)))
+
+
+class PredictorEvolutionSearcher(RegularizedEvolution):
+    """Regularized evolution with a predictor picking among ``num_candidates`` children.
+
+    Args:
+        predictor: object with ``fit(archs, y) -> self`` and ``predict(archs) -> (mean, std)``,
+            ``y`` and ``mean`` in the metric's own units.  Default: :class:`EncodedGP` on
+            ``embeddings`` if given, else on the one-hot config encoding.
+        embeddings: an :class:`ArchEmbeddings` table for the default GP; candidates and
+            random picks then come from its architectures.  Not together with ``predictor``.
+        num_candidates: children drawn per step (each from its own tournament).
+        beta: weight of the predicted std (0: greedy on the mean; > 0: UCB).
+        num_initial: results gathered (random unseen archs) before the predictor is used.
+        refit_every: re-fit the predictor after this many new results (1: every result).
+        max_train: fit on at most the ``max_train`` best results, bounding the cost per fit.
+        population_size, sample_size, max_mutations, max_resample: as in
+            :class:`~searchers.evolution.RegularizedEvolution`.
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace | str,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+        predictor: Any = None,
+        embeddings: ArchEmbeddings | None = None,
+        num_candidates: int = 20,
+        beta: float = 1.0,
+        num_initial: int = 10,
+        refit_every: int = 1,
+        max_train: int | None = 500,
+        population_size: int = 10,
+        sample_size: int = 3,
+        max_mutations: int = 100,
+        max_resample: int = 1000,
+    ):
+        _check_int("num_candidates", num_candidates, 1)
+        _check_int("num_initial", num_initial, 0)
+        _check_int("refit_every", refit_every, 1)
+        if max_train is not None:
+            _check_int("max_train", max_train, 2)
+        if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0 (0: greedy on the predicted mean), got {beta!r}")
+        if predictor is not None and embeddings is not None:
+            raise ValueError("pass either predictor= or embeddings= (which selects the default GP), not both")
+        if predictor is not None and not (callable(getattr(predictor, "fit", None)) and callable(getattr(predictor, "predict", None))):
+            raise ValueError(
+                f"predictor must have fit(archs, y) and predict(archs) -> (mean, std); got {type(predictor).__name__}"
+            )
+        if embeddings is not None and not isinstance(embeddings, ArchEmbeddings):
+            raise ValueError(f"embeddings must be an ArchEmbeddings table or None, got {type(embeddings).__name__}")
+        super().__init__(space, metric, mode, seed, population_size, sample_size, max_mutations, max_resample)
+        if embeddings is not None and embeddings.space.name != self.space.name:
+            raise ValueError(f"embeddings are of space {embeddings.space.name!r}, the searcher's is {self.space.name!r}")
+        if predictor is None and num_initial < 2:
+            raise ValueError(f"the default GP needs num_initial >= 2 results to fit, got {num_initial}")
+        self.embeddings = embeddings
+        if predictor is None:
+            predictor = EncodedGP(OneHotEncoding(self.space) if embeddings is None else TableEncoding(embeddings))
+        self.predictor = predictor
+        self.num_candidates = num_candidates
+        self.beta = float(beta)
+        self.num_initial = num_initial
+        self.refit_every = refit_every
+        self.max_train = max_train
+        self._fitted_at: int | None = None  # len(history) at the last fit; None: not fitted
+
+    # ------------------------------------------------------------------ proposals
+    def _propose(self, trial_id: str) -> Arch | str:
+        if len(self.population) < self.population_size or len(self.history) < self.num_initial:
+            return self.random_unseen()
+        candidates = self._candidates()
+        if not candidates:
+            return self.random_unseen()
+        if len(candidates) == 1 or not self._refit():
+            return candidates[0]
+        mean, std = self.predictor.predict(candidates)
+        mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+        if mean.shape != (len(candidates),) or std.shape != mean.shape:
+            raise ValueError(
+                f"{type(self.predictor).__name__}.predict must return (mean, std) of shape ({len(candidates)},); "
+                f"got {mean.shape} and {std.shape}"
+            )
+        gain = (mean if self._mode == "max" else -mean) + self.beta * std
+        return candidates[int(np.argmax(np.nan_to_num(gain, nan=-np.inf)))]
+
+    def _candidates(self) -> list[Arch]:
+        """Up to ``num_candidates`` distinct unseen children of tournament winners (in the
+        embedding table, when there is one); fewer once a winner's mutations run out."""
+        children: dict[str, Arch] = {}
+        for _ in range(self.num_candidates):
+            child = self._mutant(self._tournament(), children)
+            if child is None:
+                break
+            children[child.key] = child
+        return list(children.values())
+
+    def _refit(self) -> bool:
+        """Fit the predictor if ``refit_every`` results arrived since the last fit; whether
+        it is usable (it has been fitted on something)."""
+        if self._fitted_at is not None and len(self.history) - self._fitted_at < self.refit_every:
+            return True
+        data = [(a, v) for a, v in self.history if self._admissible(a)]
+        if len(data) < max(self.num_initial, 1):
+            return self._fitted_at is not None
+        if self.max_train is not None and len(data) > self.max_train:
+            data = sorted(data, key=lambda item: self.score(item[1]), reverse=True)[: self.max_train]
+        self.predictor.fit([a for a, _ in data], np.array([v for _, v in data], dtype=np.float64))
+        self._fitted_at = len(self.history)
+        return True
+
+    def _admissible(self, arch: Arch) -> bool:
+        """In the embedding table, when there is one (the default GP must encode it)."""
+        return self.embeddings is None or arch in self.embeddings
+
+    def random_unseen(self) -> Arch | str:
+        """A random unseen architecture of the embedding table while it has any, else of the space."""
+        if self.embeddings is not None:
+            left = [a for a in self.embeddings.archs if self.is_unseen(a)]
+            if left:
+                return left[int(self.rng.integers(len(left)))]
+        return super().random_unseen()
+
+    # ------------------------------------------------------------------ state
+    def set_state(self, state: dict) -> None:
+        """The predictor is not saved: it is re-fitted on the restored history when next used."""
+        super().set_state(state)
+        self._fitted_at = None
+
+
+def _check_int(name: str, value: Any, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+

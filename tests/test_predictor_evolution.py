@@ -1,0 +1,184 @@
+"""PredictorEvolutionSearcher: REA children picked by a predictor (default: a GP on one-hot
+configs), with any predictor object, any space, save/restore and named bad options."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from predictors.embeddings import ArchEmbeddings
+from searchers import make_searcher
+from searchers.predictor_evolution import EncodedGP, OneHotEncoding, PredictorEvolutionSearcher
+from search_loop import objective, run
+from search_spaces import get_space
+
+SPACE = get_space("nb201")
+
+
+class Recorder:
+    """A predictor that knows the test objective and records every call."""
+
+    def __init__(self, std: float = 0.0):
+        self.std = std
+        self.fits: list[tuple[list, np.ndarray]] = []
+        self.predictions: list[tuple[list, np.ndarray]] = []
+
+    def fit(self, archs, y):
+        self.fits.append((list(archs), np.asarray(y)))
+        return self
+
+    def predict(self, archs):
+        mean = np.array([objective(a) for a in archs], dtype=float)
+        self.predictions.append((list(archs), mean))
+        return mean, np.full(len(mean), self.std)
+
+
+def make(seed: int = 0, mode: str = "max", **kw):
+    return PredictorEvolutionSearcher(SPACE, "val_acc", mode, seed, **kw)
+
+
+def test_never_suggests_an_evaluated_or_pending_architecture():
+    searcher = make(predictor=Recorder(), num_candidates=8)
+    warm = SPACE.sample_unique(5, rng=1)
+    for arch in warm:
+        searcher.add_evaluated_point(SPACE.encode(arch), objective(arch))
+    archs = run(searcher, 60)
+    keys = [a.key for a in warm + archs]
+    assert len(archs) == 60 and len(set(keys)) == len(keys)
+
+
+def test_the_predicted_best_candidate_is_evaluated_and_refits_follow_refit_every():
+    predictor = Recorder()
+    searcher = make(predictor=predictor, num_candidates=8, num_initial=10, refit_every=3)
+    archs = run(searcher, 30)
+    assert len(predictor.predictions) == 20  # one per step after the 10 random ones
+    for (candidates, mean), chosen in zip(predictor.predictions, archs[10:]):
+        assert chosen == candidates[int(np.argmax(mean))]
+    sizes = [len(archs) for archs, _ in predictor.fits]
+    assert sizes == list(range(10, 30, 3))
+    fitted_archs, y = predictor.fits[-1]
+    assert np.allclose(y, [objective(a) for a in fitted_archs])
+
+
+def test_candidates_are_unseen_mutations_of_the_population():
+    predictor = Recorder()
+    searcher = make(predictor=predictor, num_candidates=6)
+    run(searcher, 10)
+    for i in range(10, 25):
+        members = [a for a, _ in searcher.population]
+        searcher.suggest(f"t{i}")
+        candidates, _ = predictor.predictions[-1]
+        assert len(candidates) == len(set(candidates)) >= 2
+        assert all(any(c in SPACE.neighbors(m) for m in members) for c in candidates)
+        assert sum(not searcher.is_unseen(c) for c in candidates) == 1  # only the chosen one
+        chosen = searcher.pending[f"t{i}"]
+        searcher.on_trial_complete(f"t{i}", {"val_acc": objective(chosen)})
+
+
+def test_mode_min_picks_the_lowest_prediction_and_beta_rewards_uncertainty():
+    low = Recorder()
+    chosen = run(make(mode="min", predictor=low, num_candidates=8), 15)[10:]
+    assert [candidates[int(np.argmin(mean))] for candidates, mean in low.predictions] == chosen
+
+    class Uncertain(Recorder):
+        def predict(self, archs):
+            mean, _ = super().predict(archs)
+            return mean, -mean  # the worse the mean, the larger the std
+
+    greedy, explorer = Uncertain(), Uncertain()
+    chosen_greedy = run(make(predictor=greedy, num_candidates=8, beta=0.0), 15)[10:]
+    chosen_explorer = run(make(predictor=explorer, num_candidates=8, beta=10.0), 15)[10:]
+    assert objective(chosen_greedy[0]) == max(greedy.predictions[0][1])
+    assert objective(chosen_explorer[0]) == min(explorer.predictions[0][1])
+
+
+def test_default_gp_finds_better_architectures_than_random():
+    def mean_best(name, seeds, **kw):
+        return np.mean([max(map(objective, run(make_searcher(name, SPACE, "val_acc", "max", s, **kw), 30))) for s in seeds])
+
+    guided = mean_best("predictor-rea", range(2), num_candidates=10)
+    assert guided >= mean_best("random", range(4)) + 1.0
+    assert guided >= 10.0  # the optimum is 12: six 3x3 convolutions
+
+
+def test_save_and_restore_continue_without_repeats(tmp_path):
+    first = make(seed=3, num_candidates=8, refit_every=2)
+    before = run(first, 16)
+    path = str(tmp_path / "searcher.pkl")
+    first.save(path)
+    again = make(seed=99, num_candidates=8, refit_every=2)
+    again.restore(path)
+    after = run(again, 8, start=16)
+    assert len({a.key for a in before + after}) == 24
+
+
+def test_restored_searcher_refits_its_predictor_on_the_saved_history(tmp_path):
+    first = make(seed=3, predictor=Recorder(), num_candidates=8)
+    run(first, 20)
+    path = str(tmp_path / "searcher.pkl")
+    first.save(path)
+    predictor = Recorder()
+    again = make(seed=7, predictor=predictor, num_candidates=8)
+    again.restore(path)
+    after = run(again, 10, start=20)
+    assert len(predictor.fits[0][0]) == 20  # the whole restored history, before the first pick
+    assert [a.key for a in run(first, 10, start=20)] == [a.key for a in after]
+
+
+def test_darts_space_with_the_default_gp():
+    darts = get_space("darts")
+    searcher = PredictorEvolutionSearcher(darts, "val_acc", "max", 0, num_candidates=6, num_initial=6, population_size=6)
+    seen = set()
+    for i in range(12):
+        arch = darts.decode(searcher.suggest(str(i)))
+        assert arch.key not in seen
+        seen.add(arch.key)
+        searcher.on_trial_complete(str(i), {"val_acc": float(str(arch).count("sep_conv"))})
+    assert len(searcher.predictor.gp_.model_.train_targets) >= 6  # fitted on darts results
+
+
+def test_embedding_table_bounds_the_candidates():
+    pool = list(dict.fromkeys(SPACE.sample_unique(400, rng=0)))
+    table = ArchEmbeddings.one_hot(SPACE, pool)
+    searcher = make_searcher("predictor-rea", SPACE, "val_acc", "max", 0, embeddings=table, num_candidates=8)
+    archs = run(searcher, 15)
+    assert len(archs) == 15 and all(a in table for a in archs)
+    assert isinstance(searcher.predictor, EncodedGP) and hasattr(searcher.predictor, "gp_")
+
+
+def test_one_hot_encoding_gives_equivalent_archs_one_vector():
+    archs = SPACE.sample_unique(30, rng=2)
+    twins = [SPACE.canonical(a) for a in archs]
+    encode = OneHotEncoding(SPACE)
+    assert np.array_equal(encode(archs), encode(twins))
+    assert encode(archs).shape == (30, 6 * 5)
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="num_candidates must be an integer >= 1, got 0"):
+        make(num_candidates=0)
+    with pytest.raises(ValueError, match="beta must be a finite number >= 0"):
+        make(beta=-1.0)
+    with pytest.raises(ValueError, match="refit_every must be an integer >= 1"):
+        make(refit_every=0)
+    with pytest.raises(ValueError, match="default GP needs num_initial >= 2"):
+        make(num_initial=1)
+    with pytest.raises(ValueError, match=r"predictor must have fit\(archs, y\) and predict"):
+        make(predictor=object())
+    with pytest.raises(ValueError, match="either predictor= or embeddings="):
+        make(predictor=Recorder(), embeddings=ArchEmbeddings.one_hot(SPACE, SPACE.sample_unique(3, rng=0)))
+    with pytest.raises(ValueError, match="embeddings are of space 'darts'"):
+        darts = get_space("darts")
+        make(embeddings=ArchEmbeddings.one_hot(darts, [darts.sample(0)]))
+    with pytest.raises(ValueError, match="sample_size must be in"):
+        make(population_size=3, sample_size=5)
+    with pytest.raises(ValueError, match="mode must be 'max' or 'min'"):
+        make(mode="maximise")
+
+
+def test_a_zero_cost_proxy_plugs_in_as_the_predictor():
+    from predictors.zero_cost import ZeroCostPredictor
+
+    proxy = ZeroCostPredictor("params", space=SPACE, build={"C": 8, "N": 1})
+    searcher = make(predictor=proxy, num_candidates=4, num_initial=0, population_size=4, sample_size=2)
+    archs = run(searcher, 8)
+    assert len({a.key for a in archs}) == 8
