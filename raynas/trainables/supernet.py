@@ -1,0 +1,339 @@
+"""Weight-sharing supernet training as a Tune trainable, with its heuristics as config knobs.
+
+One ``step`` is one epoch of single-path training: every SGD step runs one sub-network
+(one op per edge; for DARTS also two inputs per node) drawn by the path sampler, so all
+architectures of the space share one set of weights.  After the epoch a fixed probe set of
+architectures is scored with inherited weights: ``val_acc`` is their mean accuracy and
+``rank_stability`` the Kendall tau of their ranking against the previous epoch's, a quick
+signal of whether the supernet's ranking has settled.
+
+The 14 knobs (``SupernetSettings``; defaults measured by ``bench/supernet_ranking.py``,
+see ``docs/supernet.md``): ``bn_mode``, ``bn_affine``, ``lr``, ``epochs``, ``batch_size``,
+``weight_decay``, ``grad_clip``, ``warmup_epochs``, ``sampling``, ``path_dropout``,
+``build["C"]`` (channels), ``build["N"]`` / ``build["layers"]`` (cells), ``data_portion``
+and ``eval_mode``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Iterator, Mapping
+
+import numpy as np
+import torch
+from ray import tune
+from scipy.stats import kendalltau
+from torch import nn
+
+from raynas.arch import Arch
+from raynas.data import ImageDataset
+from raynas.trainables.settings import TrainerSettings, use_allotted_threads
+from raynas.trainables.standalone import dataset_for
+from raynas.trainables.supernet_net import SUPERNETS, build_supernet, use_batch_statistics
+from search_spaces import SearchSpace, get_space
+from search_spaces.base import check_choice
+
+BN_MODES = ("recalibrate", "running", "batch")
+SAMPLINGS = ("uniform", "fair")
+EVAL_MODES = ("full", "minibatch")
+#: seed of the probe architectures, fixed so every recipe is probed on the same ones
+PROBE_SEED = 12345
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class SupernetSettings(TrainerSettings):
+    """Supernet training and evaluation knobs; the flat config overrides any of them.
+
+    ``bn_mode``: statistics a sub-network's BatchNorms use when it is evaluated:
+    ``"recalibrate"`` (running statistics re-estimated on ``bn_recal_batches`` training
+    batches for that sub-network first), ``"running"`` (the statistics tracked during
+    supernet training, shared by all paths) or ``"batch"`` (the evaluation batch's own).
+    ``bn_affine``: learnable BatchNorm scale/shift in the cell ops.  ``warmup_epochs``:
+    linear learning-rate warm-up before the cosine decay.  ``sampling``: ``"uniform"``
+    (each edge's op drawn independently every step) or ``"fair"`` (FairNAS: every op of
+    every edge exactly once in each group of ``len(ops)`` steps).  ``path_dropout``:
+    probability of dropping each sampled non-identity edge per sample (DARTS'
+    ``drop_path``).  ``build``: the supernet's size (low fidelity: fewer channels ``C`` /
+    cells ``N`` or ``layers``); ``data_portion``: share of the training split used.
+    ``eval_mode``: ``"full"`` (accuracy on the whole split) or ``"minibatch"`` (on one
+    fixed batch of ``batch_size`` images).  ``probe_archs``: architectures scored after
+    every epoch for the reported ranking signal (0: no probing, no ``val_acc``).
+    """
+
+    epochs: int = 60
+    lr: float = 0.05
+    batch_size: int = 64
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    warmup_epochs: int = 0
+    sampling: str = "uniform"
+    path_dropout: float = 0.0
+    bn_mode: str = "recalibrate"
+    bn_affine: bool = True
+    bn_recal_batches: int = 4
+    eval_mode: str = "full"
+    probe_archs: int = 8
+    build: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        super().check()
+        check_choice("space", self.space, list(SUPERNETS))
+        check_choice("bn_mode", self.bn_mode, BN_MODES)
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        if not isinstance(self.bn_affine, bool):
+            raise ValueError(f"bn_affine: {self.bn_affine!r} is not allowed; allowed values are [True, False]")
+        if not 0 <= self.path_dropout < 1:
+            raise ValueError(f"path_dropout must be in [0, 1), got {self.path_dropout!r}")
+        if not (isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs):
+            raise ValueError(f"warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
+        if not (isinstance(self.bn_recal_batches, int) and self.bn_recal_batches >= 1):
+            raise ValueError(f"bn_recal_batches must be an int >= 1, got {self.bn_recal_batches!r}")
+        if not (isinstance(self.probe_archs, int) and self.probe_archs != 1 and self.probe_archs >= 0):
+            raise ValueError(f"probe_archs must be 0 (no probing) or an int >= 2 (a ranking needs two), got {self.probe_archs!r}")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of epoch ``epoch`` (0-based): linear warm-up, then cosine to zero
+        (with no warm-up, the stand-alone trainer's per-epoch cosine)."""
+        if epoch < self.warmup_epochs:
+            return self.lr * (epoch + 1) / (self.warmup_epochs + 1)
+        span = self.epochs - self.warmup_epochs
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))
+
+
+class PathSampler:
+    """Draws the sub-network of each training step.
+
+    ``"uniform"`` samples a uniformly random architecture of the space (``space.sample``).
+    ``"fair"`` (FairNAS' strict fairness) shuffles the op list of every edge once per group
+    of ``len(space.ops)`` steps and takes the t-th op of each shuffle at step t, so each op
+    of each edge trains exactly once per group; DARTS node inputs stay uniform.
+    """
+
+    def __init__(self, space: SearchSpace, mode: str, seed: int):
+        self.space = space
+        self.mode = check_choice("sampling", mode, SAMPLINGS)
+        self.rng = np.random.default_rng(seed)
+        self.queue: list[Hashable] = []
+
+    def __next__(self) -> Hashable:
+        if self.mode == "uniform":
+            return self.space.sample(self.rng).spec
+        if not self.queue:
+            self.queue = self._fair_group()
+        return self.queue.pop(0)
+
+    def __iter__(self) -> Iterator[Hashable]:
+        return self
+
+    def _fair_group(self) -> list[Hashable]:
+        ops = list(self.space.ops)
+        bases = [self.space.sample(self.rng).spec for _ in ops]
+        if self.space.name == "nb201":
+            shuffles = [self.rng.permutation(ops) for _ in bases[0]]
+            return [tuple(str(shuffles[k][t]) for k in range(len(base))) for t, base in enumerate(bases)]
+        shuffles = [[self.rng.permutation(ops) for _ in cell] for cell in bases[0]]
+        return [
+            tuple(
+                tuple((str(shuffles[c][j][t]), i) for j, (_, i) in enumerate(cell)) for c, cell in enumerate(base)
+            )
+            for t, base in enumerate(bases)
+        ]
+
+    def get_state(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "queue": list(self.queue)}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.queue = list(state["queue"])
+
+
+def make_supernet(settings: SupernetSettings, data: ImageDataset) -> nn.Module:
+    net = build_supernet(settings.space, data.num_classes, data.in_shape, settings.build, settings.bn_affine)
+    return use_batch_statistics(net) if settings.bn_mode == "batch" else net
+
+
+def _batch_norms(net: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+
+@torch.no_grad()
+def recalibrate_bn(net: nn.Module, path: Hashable, data: ImageDataset, settings: SupernetSettings) -> None:
+    """Re-estimate every BatchNorm's running statistics for ``path``: reset, then a
+    cumulative average over the first ``bn_recal_batches`` training batches (a fixed
+    shuffle, no augmentation)."""
+    norms = _batch_norms(net)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    generator = torch.Generator().manual_seed(settings.seed)
+    batches = data.batches("train", settings.batch_size, True, False, generator, settings.data_portion)
+    for _, (x, _) in zip(range(settings.bn_recal_batches), batches):
+        net(x, path)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
+@torch.no_grad()
+def evaluate_path(
+    net: nn.Module, path: Hashable, data: ImageDataset, settings: SupernetSettings, split: str = "valid"
+) -> float:
+    """Accuracy (percent) of sub-network ``path`` with inherited weights on ``split``,
+    under the settings' ``bn_mode`` and ``eval_mode``.  The supernet is left unchanged."""
+    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in _batch_norms(net)]
+    if settings.bn_mode == "recalibrate":
+        recalibrate_bn(net, path, data, settings)
+    net.eval()
+    if settings.eval_mode == "full":
+        batches = data.batches(split, EVAL_BATCH)
+    else:
+        generator = torch.Generator().manual_seed(settings.seed)
+        batches = iter([next(data.batches(split, settings.batch_size, True, False, generator))])
+    correct = seen = 0
+    for x, y in batches:
+        correct += int((net(x, path).argmax(1) == y).sum())
+        seen += len(y)
+    for m, (mean, var, count) in zip(_batch_norms(net), saved):
+        m.running_mean.copy_(mean)
+        m.running_var.copy_(var)
+        m.num_batches_tracked.copy_(count)
+    return 100.0 * correct / seen
+
+
+def probe_archs(space: SearchSpace, count: int) -> list[Arch]:
+    """The fixed probe set: ``count`` distinct architectures drawn with :data:`PROBE_SEED`."""
+    return space.sample_unique(count, PROBE_SEED)
+
+
+def load_supernet(state: Mapping[str, Any], data: ImageDataset) -> tuple[nn.Module, SupernetSettings]:
+    """The trained supernet and its settings from :meth:`SupernetTrainable.supernet_state`."""
+    settings = SupernetSettings.from_config(state["settings"])
+    net = make_supernet(settings, data)
+    net.load_state_dict(state["model"])
+    return net.eval(), settings
+
+
+def load_supernet_state(checkpoint: tune.Checkpoint | str) -> dict[str, Any]:
+    """The scoring state (settings and weights) stored in a ``SupernetTrainable`` checkpoint."""
+    if isinstance(checkpoint, tune.Checkpoint):
+        with checkpoint.as_directory() as folder:
+            return load_supernet_state(folder)
+    return torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False)["supernet"]
+
+
+class SupernetTrainable(tune.Trainable):
+    """Trains the supernet of ``config["space"]`` ("nb201" or "darts") one epoch per step.
+
+    Config: the :class:`SupernetSettings` keys.  Reports ``epoch``, ``train_loss``,
+    ``val_acc`` (mean inherited accuracy of the probe set), ``probe_best_acc``,
+    ``rank_stability`` (from epoch 2), ``params`` and timings.  Checkpoints hold the
+    weights, optimiser, sampler and RNG states (a restored trial continues exactly) and
+    the scoring state that :func:`load_supernet_state` reads back for ``score_archs``.
+    """
+
+    def setup(self, config: dict[str, Any], data: ImageDataset | None = None) -> None:
+        use_allotted_threads()
+        self._shared_data = data
+        self._configure(config)
+
+    def _configure(self, config: dict[str, Any]) -> None:
+        self.settings = s = SupernetSettings.from_config(config)
+        self.space = get_space(s.space)
+        self.data = dataset_for(s.dataset, self._shared_data)
+        torch.manual_seed(s.seed)
+        self.generator = torch.Generator().manual_seed(s.seed)
+        self.sampler = PathSampler(self.space, s.sampling, s.seed)
+        self.model = make_supernet(s, self.data)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
+        )
+        self.probes = probe_archs(self.space, s.probe_archs)
+        self.last_probe: list[float] | None = None
+        self.epoch = 0
+
+    def reset_config(self, new_config: dict[str, Any]) -> bool:
+        self._configure(new_config)
+        self.config = new_config
+        return True
+
+    def step(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        train_loss = self._train_epoch()
+        self.epoch += 1
+        result: dict[str, Any] = {
+            "epoch": self.epoch,
+            "train_loss": train_loss,
+            "params": sum(p.numel() for p in self.model.parameters()),
+            "epoch_time_s": time.perf_counter() - start,
+        }
+        if self.probes:
+            result |= self._probe()
+        result["done"] = self.epoch >= self.settings.epochs
+        return result
+
+    def _probe(self) -> dict[str, float]:
+        start = time.perf_counter()
+        accs = [evaluate_path(self.model, a.spec, self.data, self.settings) for a in self.probes]
+        result = {"val_acc": float(np.mean(accs)), "probe_best_acc": max(accs)}
+        if self.last_probe is not None:
+            tau = kendalltau(self.last_probe, accs).statistic
+            result["rank_stability"] = float(tau) if np.isfinite(tau) else 0.0
+        self.last_probe = accs
+        return result | {"probe_time_s": time.perf_counter() - start}
+
+    def _train_epoch(self) -> float:
+        s = self.settings
+        for group in self.optimizer.param_groups:
+            group["lr"] = s.lr_at(self.epoch)
+        self.model.train()
+        total, seen = 0.0, 0
+        batches = self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion)
+        for batch, ((x, y), path) in enumerate(zip(batches, self.sampler)):
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(self.model(x, path, s.path_dropout), y)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(
+                    f"non-finite supernet training loss ({loss.item()}) at epoch {self.epoch + 1}, batch {batch} "
+                    f"with lr={s.lr}; lower lr or keep grad_clip > 0"
+                )
+            loss.backward()
+            if s.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
+            self.optimizer.step()
+            total += loss.item() * len(y)
+            seen += len(y)
+        return total / seen
+
+    def supernet_state(self) -> dict[str, Any]:
+        """What scoring needs (plain values and tensors): settings and weights."""
+        return {"settings": dataclasses.asdict(self.settings), "model": self.model.state_dict()}
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        torch.save(
+            {
+                "supernet": self.supernet_state(),
+                "optimizer": self.optimizer.state_dict(),
+                "epoch": self.epoch,
+                "sampler": self.sampler.get_state(),
+                "last_probe": self.last_probe,
+                "torch_rng": torch.get_rng_state(),
+                "data_rng": self.generator.get_state(),
+            },
+            os.path.join(checkpoint_dir, "supernet.pt"),
+        )
+
+    def load_checkpoint(self, checkpoint: str | dict) -> None:
+        state = torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False)
+        self.model.load_state_dict(state["supernet"]["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch = state["epoch"]
+        self.sampler.set_state(state["sampler"])
+        self.last_probe = state["last_probe"]
+        torch.set_rng_state(state["torch_rng"])
+        self.generator.set_state(state["data_rng"])

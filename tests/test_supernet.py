@@ -1,0 +1,209 @@
+"""Weight-sharing supernets: shared op modules, sub-network extraction, the training knobs,
+the Tune trainable, Ray-task scoring and search on a trained supernet."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from ray import tune
+
+from raynas.data import load_dataset
+from raynas.trainables.standalone import accuracy
+from raynas.trainables.supernet import (
+    PathSampler,
+    SupernetSettings,
+    SupernetTrainable,
+    evaluate_path,
+    load_supernet_state,
+    make_supernet,
+    recalibrate_bn,
+)
+from raynas.trainables.supernet_net import extract_subnet
+from raynas.trainables.supernet_search import (
+    evolution_search,
+    random_search,
+    score_archs,
+    score_texts,
+    sparse_kendall_tau,
+    top_k_overlap,
+)
+from search_spaces import darts_net, get_space, nb201_net
+
+SIZES = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3}}
+STANDALONE_SIZES = {"nb201": {"C": 4, "N": 1}, "darts": {"C": 4, "layers": 3, "stem_multiplier": 3}}
+TINY = {"dataset": "digits", "epochs": 2, "build": SIZES["nb201"], "data_portion": 0.3, "probe_archs": 3}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def _supernet(space: str, bn_mode: str = "running"):
+    torch.manual_seed(0)
+    settings = SupernetSettings.from_config({"space": space, "build": SIZES[space], "bn_mode": bn_mode})
+    return make_supernet(settings, load_dataset("synthetic:64")), settings
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_a_sampled_path_gives_logits_and_gradients_only_on_its_ops(space):
+    net, _ = _supernet(space)
+    arch = get_space(space).sample(0)
+    logits = net(torch.randn(5, 3, 8, 8), arch.spec, 0.2)
+    assert logits.shape == (5, 4)
+    logits.sum().backward()
+    on_path = {key for key in net.state_dict() if net.subnet_key(key, arch.spec) is not None}
+    for name, param in net.named_parameters():
+        if name not in on_path:
+            assert param.grad is None, name
+
+
+def test_supernet_edges_hold_the_standalone_op_modules():
+    net, _ = _supernet("nb201")
+    cell = net.cells[0]
+    for edge in cell.edges:
+        assert list(edge) == list(nb201_net.OPS)
+        for op, module in edge.items():
+            assert type(module) is type(nb201_net.make_op(op, 4))
+    darts, _ = _supernet("darts")
+    reduction = next(c for c in darts.cells if c.reduction)
+    assert type(reduction.edges["0_0"]["skip_connect"]) is darts_net.FactorizedReduce
+    assert type(reduction.edges["1_2"]["skip_connect"]) is torch.nn.Identity
+    assert type(reduction.edges["1_2"]["sep_conv_3x3"]) is darts_net.SepConv
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_extracted_subnet_is_the_standalone_network_computing_what_the_supernet_computes(space):
+    net, _ = _supernet(space)
+    net.train()
+    net(torch.randn(16, 3, 8, 8), get_space(space).sample(1).spec)  # move running stats off their init
+    net.eval()
+    x = torch.randn(7, 3, 8, 8)
+    for seed in range(3):
+        arch = get_space(space).sample(seed)
+        subnet = extract_subnet(net, arch.spec)
+        standalone = get_space(space).build(arch, num_classes=4, in_shape=(3, 8, 8), **STANDALONE_SIZES[space])
+        standalone.load_state_dict(subnet.state_dict())  # strict: same names, same shapes
+        with torch.no_grad():
+            assert torch.equal(net(x, arch.spec), subnet(x))
+            assert torch.equal(standalone.eval()(x), subnet(x))
+
+
+def test_inherited_accuracy_equals_the_extracted_subnets_accuracy(digits):
+    settings = SupernetSettings.from_config({"build": SIZES["nb201"], "bn_mode": "running"})
+    net = make_supernet(settings, digits)
+    arch = get_space("nb201").sample(3)
+    assert evaluate_path(net, arch.spec, digits, settings) == accuracy(extract_subnet(net, arch.spec), digits, "valid")
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_fair_sampling_trains_every_op_of_every_edge_once_per_group(space):
+    sampler = PathSampler(get_space(space), "fair", seed=0)
+    ops = sorted(get_space(space).ops)
+    for _ in range(3):
+        group = [next(sampler) for _ in ops]
+        if space == "nb201":
+            edges = zip(*group)
+        else:
+            edges = (tuple(path[c][j][0] for path in group) for c in range(2) for j in range(8))
+        for per_edge in edges:
+            assert sorted(per_edge) == ops
+        for path in group:
+            assert get_space(space).is_valid(path)
+
+
+def test_bn_recalibration_rewrites_running_stats_and_evaluation_restores_them(digits):
+    settings = SupernetSettings.from_config({"build": SIZES["nb201"], "bn_recal_batches": 2})
+    net = make_supernet(settings, digits)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    arch = get_space("nb201").sample(5)
+    evaluate_path(net, arch.spec, digits, settings)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    recalibrate_bn(net, arch.spec, digits, settings)
+    stem_bn = net.stem[1]
+    assert not torch.equal(stem_bn.running_mean, before["stem.1.running_mean"])
+    assert int(stem_bn.num_batches_tracked) == 2
+    batch_net = make_supernet(SupernetSettings.from_config({"build": SIZES["nb201"], "bn_mode": "batch"}), digits)
+    assert not any(k.endswith("running_mean") for k in batch_net.state_dict())
+
+
+def test_warmup_then_cosine_learning_rate():
+    s = SupernetSettings.from_config({"epochs": 10, "warmup_epochs": 4, "lr": 0.1})
+    assert [round(s.lr_at(e), 4) for e in range(4)] == [0.02, 0.04, 0.06, 0.08]
+    assert s.lr_at(4) == pytest.approx(0.1) and s.lr_at(9) < 0.01
+    plain = SupernetSettings.from_config({"epochs": 4, "lr": 0.1})
+    assert plain.lr_at(2) == pytest.approx(0.05)
+
+
+def test_restored_supernet_trial_continues_exactly(digits):
+    config = {**TINY, "epochs": 3, "sampling": "fair"}
+    first = SupernetTrainable(config=config)
+    first.train()
+    checkpoint = first.save()
+    expected = first.train()
+    second = SupernetTrainable(config=config)
+    second.restore(checkpoint)
+    got = second.train()
+    assert got["epoch"] == 2 and got["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-6)
+    assert got["val_acc"] == expected["val_acc"] and got["rank_stability"] == expected["rank_stability"]
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ({"bn_mode": "train"}, "bn_mode.*allowed values are \\['recalibrate', 'running', 'batch'\\]"),
+        ({"sampling": "greedy"}, "sampling.*\\['uniform', 'fair'\\]"),
+        ({"eval_mode": "fast"}, "eval_mode.*\\['full', 'minibatch'\\]"),
+        ({"bn_affine": "yes"}, "bn_affine.*\\[True, False\\]"),
+        ({"space": "nb101"}, "space.*\\['nb201', 'darts'\\]"),
+        ({"path_dropout": 1.0}, "path_dropout must be in \\[0, 1\\)"),
+        ({"warmup_epochs": 30}, "warmup_epochs must be an int in \\[0, epochs=2\\)"),
+        ({"bn_recal_batches": 0}, "bn_recal_batches must be an int >= 1"),
+        ({"lr": 0}, "lr must be > 0"),
+        ({"build": {"width": 8}}, "build options \\['width'\\]; allowed: \\['C', 'N'\\]"),
+    ],
+)
+def test_bad_knob_values_are_named_with_the_allowed_values(change, words):
+    with pytest.raises(ValueError, match=words):
+        SupernetTrainable(config={**TINY, **change})
+
+
+def test_ranking_metrics():
+    assert sparse_kendall_tau([90.001, 90.002, 80.0], [1.0, 2.0, 0.0]) == pytest.approx(np.sqrt(2 / 3))
+    assert top_k_overlap([3, 2, 1, 0], [3, 0, 2, 1], 2) == 0.5
+    with pytest.raises(ValueError, match="k must be in \\[1, 4\\]"):
+        top_k_overlap([1, 2, 3, 4], [1, 2, 3, 4], 5)
+
+
+def test_supernet_in_a_tune_run_resumes_and_scores_archs_as_ray_tasks(ray_session, digits, tmp_path):
+    tuner = tune.Tuner(
+        tune.with_parameters(SupernetTrainable, data=digits),
+        param_space=TINY,
+        tune_config=tune.TuneConfig(num_samples=1, reuse_actors=True),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path),
+            name="supernet",
+            verbose=0,
+            stop={"training_iteration": 1},
+            checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=True),
+        ),
+    )
+    result = tuner.fit()[0]
+    assert result.error is None and result.metrics["epoch"] == 1 and 0 <= result.metrics["val_acc"] <= 100
+    resumed = SupernetTrainable(config=TINY)
+    resumed.restore(result.checkpoint)
+    final = resumed.train()
+    assert final["epoch"] == 2 and final["done"] and "rank_stability" in final
+
+    state = load_supernet_state(result.checkpoint)
+    archs = get_space("nb201").sample_unique(5, 1)
+    scores = score_archs(state, archs, digits, chunk_size=2)
+    assert len(scores) == 5 and all(0 <= s <= 100 for s in scores)
+    assert scores == score_texts(state, [str(a) for a in archs], digits)
+    with pytest.raises(ValueError, match="edge 1<-0 op"):
+        score_archs(state, ["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"], digits)
+
+    top = random_search(state, digits, num_samples=8, top_k=3, seed=0)
+    assert len(top) == 3 and [s for _, s in top] == sorted((s for _, s in top), reverse=True)
+    evolved = evolution_search(state, digits, num_samples=10, population_size=4, sample_size=2, batch=3, top_k=2)
+    assert len(evolved) == 2 and evolved[0][1] >= evolved[1][1]
