@@ -85,6 +85,8 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark)")
     parser.add_argument("--metric", default=d.metric)
     parser.add_argument("--mode", default=d.mode, choices=("max", "min"))
+    parser.add_argument("--objectives", metavar="METRIC:MODE,...", help="several objectives, e.g. val_acc:max,params:min "
+                        "(ax searches all of them, other searchers the first); prints and writes the Pareto front")  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
     parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent)
     parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial (standalone)")
@@ -97,9 +99,34 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--searcher-opt", action="append", default=[], metavar="KEY=VALUE", help="e.g. population_size=20")
 
 
+def _objectives(text: str | None) -> dict[str, str]:
+    """``"val_acc:max,params:min"`` -> ``{"val_acc": "max", "params": "min"}``."""
+    out: dict[str, str] = {}
+    for item in (text or "").split(","):
+        name, sep, mode = item.strip().partition(":")
+        if not item.strip():
+            continue
+        if not sep or not name or mode not in ("max", "min"):
+            raise ValueError(f"--objectives takes METRIC:max or METRIC:min items, comma-separated; got {item.strip()!r}")
+        out[name] = mode
+    return out
+
+
+def _print_front(rows: list[dict], objectives: dict[str, str]) -> None:
+    """The Pareto front as a table: one row per trial, objectives first, then the arch."""
+    print(f"\nPareto front ({len(rows)} trials; {', '.join(f'{m} {k}' for k, m in objectives.items())})")
+    print("  ".join(f"{k:>12s}" for k in objectives) + "  arch")
+    for row in rows:
+        cells = [f"{row[k]:>12.6g}" if isinstance(row.get(k), (int, float)) else f"{row.get(k)!s:>12s}" for k in objectives]
+        print("  ".join(cells) + f"  {row.get('arch')}")
+
+
 def _run_search(args: argparse.Namespace) -> int:
     from raynas.experiment import SearchSettings, run_search
 
+    objectives = _objectives(args.objectives)
+    if objectives:
+        args.metric, args.mode = next(iter(objectives.items()))
     settings = SearchSettings(
         space=args.space,
         searcher=args.searcher,
@@ -115,6 +142,7 @@ def _run_search(args: argparse.Namespace) -> int:
         storage=args.storage,
         name=args.name,
         address=args.address,
+        objectives=objectives,
         trainer_options=_key_values(args.set, "--set"),
         searcher_options=_key_values(args.searcher_opt, "--searcher-opt"),
     )
@@ -126,6 +154,10 @@ def _run_search(args: argparse.Namespace) -> int:
         print(f"  {key:10s} {value:.4g}" if isinstance(value, float) else f"  {key:10s} {value}")
     print(f"trials table       {outcome.trials_path}")
     print(f"trajectory plot    {outcome.plot_path}")
+    if objectives:
+        _print_front(outcome.pareto_front, objectives)
+        print(f"Pareto table       {outcome.pareto_path}")
+        print(f"Pareto plot        {outcome.pareto_plot_path}")
     return 0
 
 

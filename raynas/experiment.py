@@ -14,7 +14,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from raynas.results import plot_trajectory, trials_table, write_parquet_atomic
+from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table, write_parquet_atomic
 
 TRAINABLES = ("standalone", "benchmark")
 
@@ -38,6 +38,7 @@ class SearchSettings:
     name: str | None = None
     address: str | None = None
     max_failures: int = 2
+    objectives: dict[str, str] = field(default_factory=dict)  # {"val_acc": "max", "params": "min"}
     searcher_options: dict[str, Any] = field(default_factory=dict)
     trainer_options: dict[str, Any] = field(default_factory=dict)
 
@@ -50,6 +51,16 @@ class SearchSettings:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1 or self.max_concurrent < 1:
             raise ValueError("num_samples and max_concurrent must be >= 1")
+        if self.objectives:
+            bad = {k: v for k, v in self.objectives.items() if v not in ("max", "min")}
+            if len(self.objectives) < 2 or bad:
+                raise ValueError(
+                    f"objectives must name two or more metrics, each 'max' or 'min', got {self.objectives}"
+                )
+            if (self.metric, self.mode) != next(iter(self.objectives.items())):
+                raise ValueError(
+                    f"metric/mode ({self.metric}, {self.mode}) must be the first objective {next(iter(self.objectives.items()))}"
+                )
 
 
 @dataclass
@@ -60,6 +71,9 @@ class SearchOutcome:
     best_arch: str | None
     best_metrics: dict[str, Any]
     num_trials: int
+    pareto_path: Path | None = None
+    pareto_plot_path: Path | None = None
+    pareto_front: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _trainable(settings: SearchSettings) -> Any:
@@ -105,6 +119,8 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         options = dict(settings.searcher_options)
         if settings.searcher == "nevergrad":
             options.setdefault("budget", settings.num_samples)  # NGOpt picks its method from the budget
+        if settings.objectives and settings.searcher == "ax":  # others search the first objective
+            options.setdefault("objectives", dict(settings.objectives))
         searcher = make_searcher(settings.searcher, settings.space, settings.metric, settings.mode, settings.seed, **options)
         tuner = tune.Tuner(
             trainable,
@@ -128,11 +144,12 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
             ),
         )
     results = tuner.fit()
-    return summarise(results, settings.metric, settings.mode)
+    return summarise(results, settings.metric, settings.mode, settings.objectives)
 
 
-def summarise(results: Any, metric: str, mode: str) -> SearchOutcome:
-    """Write ``trials.parquet`` and ``search_trajectory.png`` beside Tune's files."""
+def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None) -> SearchOutcome:
+    """Write ``trials.parquet`` and ``search_trajectory.png`` beside Tune's files; with
+    several ``objectives`` also ``pareto.parquet`` and ``pareto_front.png``."""
     experiment_dir = Path(results.experiment_path)
     table = trials_table(results)
     trials_path = write_parquet_atomic(table, experiment_dir / "trials.parquet")
@@ -146,4 +163,10 @@ def summarise(results: Any, metric: str, mode: str) -> SearchOutcome:
         row = table.slice(pick, 1).to_pylist()[0]
         best_arch = row.get("arch")
         best_metrics = {k: row[k] for k in ("val_acc", "test_acc", "params", "flops", "epoch", "trial_id") if row.get(k) is not None}
-    return SearchOutcome(experiment_dir, trials_path, plot_path, best_arch, best_metrics, table.num_rows)
+    outcome = SearchOutcome(experiment_dir, trials_path, plot_path, best_arch, best_metrics, table.num_rows)
+    if objectives:
+        front = pareto_table(table, objectives)
+        outcome.pareto_path = write_parquet_atomic(front, experiment_dir / "pareto.parquet")
+        outcome.pareto_plot_path = plot_pareto(table, front, objectives, experiment_dir / "pareto_front.png")
+        outcome.pareto_front = front.to_pylist()
+    return outcome

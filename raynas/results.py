@@ -1,5 +1,6 @@
 """What a finished search leaves behind besides Tune's own files: ``trials.parquet`` (one
-row per trial) and ``search_trajectory.png`` (best-so-far against trials)."""
+row per trial) and ``search_trajectory.png`` (best-so-far against trials); with several
+objectives also ``pareto.parquet`` (the non-dominated trials) and ``pareto_front.png``."""
 from __future__ import annotations
 
 import json
@@ -84,6 +85,82 @@ def plot_trajectory(values: Sequence[float], metric: str, mode: str, path: str |
     ax.set_title(title or f"search trajectory ({mode} {metric})")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right" if mode == "max" else "upper right")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def pareto_mask(points: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Which rows of ``points`` (trials x objectives) no other row dominates; rows with a
+    NaN are never on the front, and equal rows are all kept."""
+    signs = np.array([1.0 if m == "max" else -1.0 for m in modes])
+    scores = np.asarray(points, dtype=float) * signs  # larger is better in every column
+    finite = np.isfinite(scores).all(axis=1)
+    mask = finite.copy()
+    for i in np.flatnonzero(finite):
+        others = scores[finite]
+        mask[i] = not np.any(np.all(others >= scores[i], axis=1) & np.any(others > scores[i], axis=1))
+    return mask
+
+
+def hypervolume_2d(points: np.ndarray, modes: Sequence[str], reference: Sequence[float]) -> float:
+    """Area dominated by ``points`` (n x 2) and bounded by ``reference``, in the objectives'
+    own units: for ``("max", "min")`` the region above reference[0] and below reference[1].
+    Points that do not improve on the reference in both objectives add nothing."""
+    if len(modes) != 2 or len(reference) != 2:
+        raise ValueError(f"hypervolume_2d needs 2 objectives and a 2-value reference, got {list(modes)}, {list(reference)}")
+    signs = np.array([1.0 if m == "max" else -1.0 for m in modes])
+    scores = np.asarray(points, dtype=float).reshape(-1, 2) * signs - np.asarray(reference, dtype=float) * signs
+    scores = scores[np.isfinite(scores).all(axis=1) & (scores > 0).all(axis=1)]
+    area, height = 0.0, 0.0
+    for x, y in sorted(map(tuple, scores), reverse=True):  # sweep from the best first objective down
+        if y > height:
+            area += x * (y - height)
+            height = y
+    return float(area)
+
+
+def pareto_table(table: pa.Table, objectives: dict[str, str]) -> pa.Table:
+    """The trials of ``table`` on the Pareto front of ``objectives`` (name -> max/min),
+    sorted by the first objective, best first."""
+    names = list(objectives)
+    missing = [n for n in names if n not in table.column_names]
+    if missing:
+        raise ValueError(f"objectives {missing} are not reported metrics; the trials table has {table.column_names}")
+    points = np.array([[np.nan if v is None else float(v) for v in table.column(n).to_pylist()] for n in names]).T
+    rows = np.flatnonzero(pareto_mask(points.reshape(-1, len(names)), list(objectives.values())))
+    first = points[rows, 0] if len(rows) else np.array([])
+    order = rows[np.argsort(-first if objectives[names[0]] == "max" else first, kind="stable")]
+    return table.take(pa.array(order, type=pa.int64()))
+
+
+def plot_pareto(table: pa.Table, front: pa.Table, objectives: dict[str, str], path: str | Path, title: str = "") -> Path:
+    """All trials and the Pareto front of the first two objectives (x: the second, y: the first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y_name, x_name = list(objectives)[:2]
+
+    def column(t: pa.Table, name: str) -> np.ndarray:
+        return np.array([np.nan if v is None else float(v) for v in t.column(name).to_pylist()])
+
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.scatter(column(table, x_name), column(table, y_name), s=14, alpha=0.5, label="trials")
+    fx, fy = column(front, x_name), column(front, y_name)
+    order = np.argsort(fx)
+    ax.step(fx[order], fy[order], where="post", color="C3", marker="o", label=f"Pareto front ({len(fx)})")
+    xs = column(table, x_name)
+    if np.nanmin(xs, initial=np.inf) > 0 and np.nanmax(xs, initial=0) > 20 * np.nanmin(xs, initial=np.inf):
+        ax.set_xscale("log")  # parameter counts span orders of magnitude
+    ax.set_xlabel(f"{x_name} ({objectives[x_name]})")
+    ax.set_ylabel(f"{y_name} ({objectives[y_name]})")
+    ax.set_title(title or f"Pareto front: {objectives[y_name]} {y_name}, {objectives[x_name]} {x_name}")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path)

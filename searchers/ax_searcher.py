@@ -252,7 +252,7 @@ class AxSearcher(ArchSearcher):
             client = Client(random_seed=self.seed)
             client.configure_experiment(parameters=self.parameters, name=f"raynas-{self.space.name}")
             client.configure_optimization(
-                objective=", ".join(m if d == "max" else f"-{m}" for m, d in self._objectives().items()),
+                objective=self._objective_string(),
                 outcome_constraints=self.outcome_constraints or None,
             )
             if self.method == "mixed":
@@ -289,10 +289,13 @@ class AxSearcher(ArchSearcher):
     def _objectives(self) -> dict[str, str]:
         return self.objectives or {self._metric: self._mode}
 
+    def _objective_string(self) -> str:
+        """Ax's objective: ``"val_acc, -params"`` (a minus sign minimises)."""
+        return ", ".join(m if d == "max" else f"-{m}" for m, d in self._objectives().items())
+
     def _outcome_metrics(self) -> list[str]:
         """Objectives and constrained metrics: what Ax needs from every result."""
-        objective = ", ".join(self._objectives())
-        config = optimization_config_from_string(objective, self.outcome_constraints or None)
+        config = optimization_config_from_string(self._objective_string(), self.outcome_constraints or None)
         return list(dict.fromkeys([*self._objectives(), *sorted(config.metric_names)]))
 
     def _outcome(self, result: Mapping[str, Any] | None) -> dict[str, float] | None:
