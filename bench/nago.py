@@ -73,7 +73,7 @@ def run_mo(args: argparse.Namespace) -> None:
     """With ``--thresholds`` Ax is told the reference point (objective thresholds of its EHVI)."""
     acc, params = reference_point(args.width)
     options = {"outcome_constraints": [f"val_acc >= {acc}", f"params <= {params}"]} if args.thresholds else {}
-    name = f"mo_{args.searcher}" + ("_ref" if args.thresholds else "")
+    name = f"mo_{args.searcher}" + ("_ref" if args.thresholds else "") + (f"_s{args.seed}" if args.seed else "")
     search(args, name, "nago", args.searcher, OBJECTIVES, {"width": args.width}, options)
 
 
@@ -146,24 +146,31 @@ def _table(out: Path, name: str):
 
 def run_report(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    print("## Multi-objective (val_acc max, params min) on digits, equal number of trials\n")
+    print("## Multi-objective (val_acc max, params min) on digits, equal number of trials (seed 0 fronts below)\n")
     mo = {s: _table(out, f"mo_{s}") for s in ("ax", "ax_ref", "random")}
     width = next((m["build"]["width"] for _, m in mo.values() if m), args.width)
     reference = reference_point(width)
     box = (100.0 - reference[0]) * reference[1]
     print(f"reference point: val_acc {reference[0]:.0f} %, params {reference[1]:,.0f} (largest generator at width {width}); "
           "ax_ref: Ax given this point as objective thresholds\n")  # fmt: skip
-    print("| searcher | trials | epochs | front size | hypervolume | % of box | best val_acc | smallest params | wall s |")
+    print("| searcher | seeds | trials | epochs | front size | hypervolume, % of box (mean ± std) | best val_acc | "
+          "smallest params | wall s / run |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, (table, meta) in mo.items():
-        if table is None:
+    for name in mo:
+        runs = [_table(out, f"mo_{name}")] + [_table(out, d.name) for d in sorted(out.glob(f"mo_{name}_s*")) if d.is_dir()]
+        runs = [(t, m) for t, m in runs if t is not None]
+        if not runs:
             continue
-        front = pareto_table(table, OBJECTIVES)
-        points = np.c_[front.column("val_acc").to_numpy(), front.column("params").to_numpy()]
-        hv = hypervolume_2d(points, ["max", "min"], reference)
-        print(f"| {name} | {table.num_rows} | {meta['epochs']} | {front.num_rows} | {hv:,.0f} | {100 * hv / box:.2f} | "
-              f"{max(table.column('val_acc').to_pylist()):.1f} | {min(table.column('params').to_pylist()):,} | "
-              f"{meta['wall_s']:.0f} |")  # fmt: skip
+        fronts = [pareto_table(t, OBJECTIVES) for t, _ in runs]
+        hv = np.array([
+            100 * hypervolume_2d(np.c_[f.column("val_acc").to_numpy(), f.column("params").to_numpy()], ["max", "min"], reference) / box
+            for f in fronts
+        ])  # fmt: skip
+        print(f"| {name} | {len(runs)} | {runs[0][0].num_rows} | {runs[0][1]['epochs']} | "
+              f"{np.mean([f.num_rows for f in fronts]):.1f} | {hv.mean():.1f} ± {hv.std():.1f} ({', '.join(f'{v:.1f}' for v in hv)}) | "
+              f"{np.mean([max(t.column('val_acc').to_pylist()) for t, _ in runs]):.1f} | "
+              f"{np.mean([min(t.column('params').to_pylist()) for t, _ in runs]):,.0f} | "
+              f"{np.mean([m['wall_s'] for _, m in runs]):.0f} |")  # fmt: skip
     for name, (table, _) in mo.items():
         if table is not None:
             print(f"\nfront of {name}:\n\n| val_acc | params | arch |\n|---|---|---|")

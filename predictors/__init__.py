@@ -30,6 +30,15 @@ _LAZY = {
     "PROXIES": "predictors.zero_cost",
     "PredictiveStoppingScheduler": "predictors.stopping",
     "BayesianLinearPredictor": "predictors.stopping",
+    "CGPredictor": "predictors.cg",
+    "ranking_loss": "predictors.cg",
+    "CGEncoder": "predictors.cg_encoder",
+    "pretrain_encoder": "predictors.cg_encoder",
+    "GraphCache": "predictors.cg_data",
+    "GraphReader": "predictors.cg_data",
+    "Reference": "predictors.reference",
+    "StackedPredictor": "predictors.stacking",
+    "load_builder": "predictors.reference",
 }
 __all__ = list(_LAZY)
 

@@ -23,7 +23,6 @@ An architecture's embedding (:func:`embed`) is the mean of ``h`` over its initia
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,9 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from predictors.jacobian_store import iter_features, read_meta
-
-WEIGHTS_FILE = "weights.pt"
-CONFIG_FILE = "config.json"
+from predictors.saved import load_dir, save_dir
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -86,23 +83,15 @@ class SetEncoder(nn.Module):
     def save(self, path: str | Path) -> Path:
         """Write ``path/weights.pt`` (state dict) and ``path/config.json`` (hyper-parameters,
         training losses and the settings of the features it was trained on)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), path / WEIGHTS_FILE)
         config = {"hparams": self.hparams, "loss_history": self.loss_history_, "feature_meta": self.feature_meta_}
-        (path / CONFIG_FILE).write_text(json.dumps(config, indent=1))
-        return path
+        return save_dir(path, self.state_dict(), config)
 
     @classmethod
     def load(cls, path: str | Path) -> "SetEncoder":
         """An encoder written by :meth:`save`."""
-        path = Path(path)
-        missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (path / name).exists()]
-        if missing:
-            raise FileNotFoundError(f"{path} is not a saved SetEncoder: missing {missing}")
-        config = json.loads((path / CONFIG_FILE).read_text())
+        config, weights = load_dir(path, "SetEncoder")
         encoder = cls(**config["hparams"])
-        encoder.load_state_dict(torch.load(path / WEIGHTS_FILE, weights_only=True))
+        encoder.load_state_dict(weights)
         encoder.loss_history_ = list(config.get("loss_history", []))
         encoder.feature_meta_ = dict(config.get("feature_meta", {}))
         return encoder.eval()

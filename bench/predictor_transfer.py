@@ -1,0 +1,203 @@
+"""Cross-space transfer of the computation-graph predictor to NAS-Bench-201.
+
+The CG predictor is fitted on the NB101 and NB301 tables (labels rank-normalised per space)
+plus 0, 50 or 100 labelled NB201 architectures, and ranks NB201 architectures it was not
+fitted on: Spearman rank correlation (scipy) with CIFAR-10 accuracy (the mean over the rows
+of each canonical class), over several seeds.  With ``--pretrain-per-space N`` the encoder is
+first pre-trained contrastively on N unlabelled architectures of each space.  Also reported:
+tracing time per graph, pre-training and fitting wall time, inference throughput.
+
+Side by side with the zero-cost proxies: on the 724 architectures of NASLib's NB201 zero-cost
+table (labelled draws never come from them), the SRCC of the CG predictor and of every
+NASLib proxy column against that table's ``val_accuracy``, and with ``--stack naswot,jacov``
+the CG predictor stacked with our own proxies (:class:`predictors.stacking.StackedPredictor`).
+
+    python bench/predictor_transfer.py --benchmarks ../shared/benchmarks --seeds 3
+    python bench/predictor_transfer.py --n-eval 2000 --pretrain-per-space 500   # quicker subset
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+import pyarrow.parquet as pq
+
+from predictors.cg import CGPredictor
+from predictors.cg_data import GraphCache, GraphReader
+from predictors.stacking import StackedPredictor
+from predictors.zero_cost import ZeroCostPredictor
+from raynas.benchmarks import TabularBenchmark
+from search_spaces import get_space
+
+SOURCES = (("nb101", "nb101_zc_naslib_subset.parquet"), ("darts", "nb301_zc_naslib_subset.parquet"))
+ZC_TABLE = "nb201_zc_naslib_subset.parquet"
+NASLIB_PROXIES = ("nwot", "jacov", "synflow", "snip", "grad_norm", "fisher", "grasp", "epe_nas", "flops", "params")
+
+
+class CachedProxy(ZeroCostPredictor):
+    """A zero-cost proxy that scores each architecture once (seeds share the evaluation set)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._scores: dict = {}
+
+    def predict(self, archs):
+        missing = [a for a in dict.fromkeys(archs) if a not in self._scores]
+        if missing:
+            self._scores.update(zip(missing, super().predict(missing)[0]))
+        mean = np.array([self._scores[a] for a in archs])
+        return mean, np.zeros_like(mean)
+
+
+def naslib_subset(path: Path, dataset: str) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+    """NASLib's NB201 zero-cost rows of ``dataset``: archs, val_accuracy, proxy columns."""
+    table = pq.read_table(path).to_pandas()
+    table = table[table["dataset"] == dataset]
+    space = get_space("nb201")
+    archs = [space.parse(a) for a in table["arch_str"]]
+    return archs, table["val_accuracy"].to_numpy(), {k: table[k].to_numpy() for k in NASLIB_PROXIES if k in table}
+
+
+def nb201_classes(path: Path, dataset: str) -> tuple[list, np.ndarray, np.ndarray]:
+    """One arch per canonical NB201 class, with its class-mean valid and test accuracy."""
+    table = TabularBenchmark.from_parquet(path, "nb201", dataset)
+    valid, test = table.column("valid"), table.column("test")
+    classes: dict[str, list[int]] = {}
+    for row, arch in enumerate(table.archs):
+        classes.setdefault(arch.key, []).append(row)
+    archs = [table.archs[rows[0]] for rows in classes.values()]
+    return archs, np.array([valid[r].mean() for r in classes.values()]), np.array([test[r].mean() for r in classes.values()])
+
+
+def timed_trace(reader: GraphReader, archs: list) -> str:
+    """Seconds per graph to trace those of ``archs`` that ``reader``'s cache lacks."""
+    before = len(reader.cache)
+    start = time.perf_counter()
+    reader.prepare(archs)
+    traced = len(reader.cache) - before
+    return f"{(time.perf_counter() - start) / traced:.3f}" if traced else "cached"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmarks", default="../shared/benchmarks", help="folder with the NB101/NB301/NB201 tables")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--n-eval", type=int, default=0, help="random NB201 classes to rank (0: all)")
+    parser.add_argument("--labels", default="0,50,100", help="NB201 labelled archs per setting")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (label draws and initialisations)")
+    parser.add_argument("--pretrain-per-space", type=int, default=0, help="unlabelled archs per space (0: no pre-training)")
+    parser.add_argument("--pretrain-epochs", type=int, default=20)
+    parser.add_argument("--conv", default="gin")
+    parser.add_argument("--loss", default="pairwise")
+    parser.add_argument("--label-norm", default="rank")
+    parser.add_argument("--batching", default="stratified")
+    parser.add_argument("--target-share", type=float, default=1.0, help="NB201's share of a stratified batch vs a table's")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--cache-dir", default=None, help="keep traced graphs here between runs")
+    parser.add_argument("--pretrained", default=None, help="saved pre-trained predictor: loaded if present, else written")
+    parser.add_argument("--use-ray", default="false", choices=("auto", "true", "false"))
+    parser.add_argument("--stack", default="", help="our zero-cost proxies to stack with the CG predictor, e.g. naswot,jacov")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    use_ray = {"auto": "auto", "true": True, "false": False}[args.use_ray]
+    root = Path(args.benchmarks)
+    reader = GraphReader(cache=GraphCache(args.cache_dir, max_items=50_000), use_ray=use_ray)
+
+    source_archs, source_y = [], []
+    trace_s: dict[str, str] = {}
+    for space, name in SOURCES:
+        table = TabularBenchmark.from_parquet(root / name, space, args.dataset)
+        trace_s[space] = timed_trace(reader, table.archs)
+        source_archs += table.archs
+        source_y += list(table.column("valid"))
+    archs, valid, test = nb201_classes(root / "nb201_all.parquet", args.dataset)
+    if args.n_eval:
+        keep = np.sort(np.random.default_rng(12345).choice(len(archs), size=min(args.n_eval, len(archs)), replace=False))
+        archs, valid, test = [archs[i] for i in keep], valid[keep], test[keep]
+    zc_archs, zc_y, zc_cols = naslib_subset(root / ZC_TABLE, args.dataset)
+    trace_s["nb201"] = timed_trace(reader, archs + zc_archs)
+    zc_keys = {a.key for a in zc_archs}
+    pool = np.array([i for i, a in enumerate(archs) if a.key not in zc_keys])
+    proxies = [CachedProxy(name, space="nb201", dataset="digits", batch_size=32, build={"C": 16, "N": 5})
+               for name in args.stack.split(",") if name]  # fmt: skip
+
+    settings = dict(conv=args.conv, loss=args.loss, label_norm=args.label_norm, batching=args.batching,
+                    epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, use_ray=use_ray)  # fmt: skip
+    pretrain_s = 0.0
+    pretrained = None
+    if args.pretrained and Path(args.pretrained).is_dir():
+        pretrained = CGPredictor.load(args.pretrained)
+    elif args.pretrain_per_space:
+        start = time.perf_counter()
+        pretrained = CGPredictor(**settings)
+        pretrained.reader = reader
+        pretrained.pretrain(n_per_space=args.pretrain_per_space)
+        pretrain_s = time.perf_counter() - start
+        if args.pretrained:
+            pretrained.save(args.pretrained)
+
+    seeds = [int(v) for v in args.seeds.split(",")]
+    rows = []
+    for n_labels in (int(v) for v in args.labels.split(",")):
+        results = []
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            chosen = rng.choice(pool, size=n_labels, replace=False) if n_labels else np.array([], int)
+            held_out = np.setdiff1d(np.arange(len(archs)), chosen)
+            model = CGPredictor(**settings, seed=seed)
+            model.reader = reader
+            if pretrained is not None:
+                model.pretrained_state_ = pretrained.pretrained_state_
+            start = time.perf_counter()
+            share = {"nb201": args.target_share} if n_labels and args.target_share != 1.0 else None
+            model.fit(source_archs + [archs[i] for i in chosen], source_y + list(valid[chosen]), group_share=share)
+            fit_s = time.perf_counter() - start
+            start = time.perf_counter()
+            mean, _ = model.predict([archs[i] for i in held_out])
+            rate = len(held_out) / (time.perf_counter() - start)
+            on_zc = spearmanr(model.predict(zc_archs)[0], zc_y)[0]
+            stacked = np.nan
+            if proxies:
+                stack = StackedPredictor(model, "nb201", proxies).calibrate()
+                stacked = spearmanr(stack.predict(zc_archs)[0], zc_y)[0]
+            results.append((spearmanr(mean, valid[held_out])[0], spearmanr(mean, test[held_out])[0], fit_s, rate,
+                            on_zc, stacked))  # fmt: skip
+            print(f"labels {n_labels} seed {seed}: SRCC valid {results[-1][0]:.3f} test {results[-1][1]:.3f}, "
+                  f"NASLib subset {on_zc:.3f}, stacked {stacked:.3f}, fit {fit_s:.0f} s, {rate:.0f} archs/s", flush=True)
+        r = np.array(results)
+        rows.append((n_labels, r))
+
+    pre = "none"
+    if pretrained is not None:
+        pre = f"{', '.join(pretrained.pretrain_spaces_)}, {len(pretrained.pretrain_history_)} epochs"
+    print(f"\nCG predictor ({args.conv}, {args.loss} loss, {args.label_norm} labels per space, {args.batching} batches "
+          f"(NB201 share {args.target_share:g}), "
+          f"{args.epochs} epochs, pre-training: {pre}) "
+          f"fitted on NB101 (500) + NB301 (725) tables + k NB201 labels; SRCC on {len(archs)} NB201 classes "
+          f"({args.dataset}, class-mean accuracy; the k labelled ones excluded), mean ± std over seeds {seeds}\n")
+    print("| NB201 labels | SRCC valid | SRCC test | fit wall s | inference archs/s (cached graphs) |")
+    print("| --- | --- | --- | --- | --- |")
+    for n_labels, r in rows:
+        print(f"| {n_labels} | {r[:, 0].mean():.3f} ± {r[:, 0].std():.3f} | {r[:, 1].mean():.3f} ± {r[:, 1].std():.3f} "
+              f"| {r[:, 2].mean():.0f} | {r[:, 3].mean():.0f} |")
+    print(f"\nOn the {len(zc_archs)} architectures of NASLib's NB201 zero-cost table (SRCC with its val_accuracy; "
+          f"proxies need no labels)\n")
+    print("| predictor | " + " | ".join(f"{n} NB201 labels" for n, _ in rows) + " |")
+    print("| --- |" + " --- |" * len(rows))
+    print("| CG predictor | " + " | ".join(f"{r[:, 4].mean():.3f} ± {r[:, 4].std():.3f}" for _, r in rows) + " |")
+    if proxies:
+        names = "+".join(p.proxy for p in proxies)
+        print(f"| CG + our {names} (stacked) | " + " | ".join(f"{r[:, 5].mean():.3f} ± {r[:, 5].std():.3f}" for _, r in rows) + " |")
+    for name, column in zc_cols.items():
+        print(f"| NASLib {name} | " + " | ".join(f"{spearmanr(column, zc_y)[0]:.3f}" for _ in rows) + " |")
+    traced = ", ".join(f"{k} {v}" for k, v in trace_s.items())
+    print(f"\ntracing s/graph (one process, reduced builds): {traced}; pre-training wall s: {pretrain_s:.0f}")
+
+
+if __name__ == "__main__":
+    main()
