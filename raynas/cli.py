@@ -22,6 +22,17 @@ def _configure_inspect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--in-shape", default="3,32,32", help="C,H,W of one input image")
 
 
+def _in_shape(text: str) -> tuple[int, int, int]:
+    """``"3,32,32"`` -> ``(3, 32, 32)``."""
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"--in-shape must be C,H,W (three positive integers), got {text!r}")
+    return shape  # type: ignore[return-value]
+
+
 def _run_inspect(args: argparse.Namespace) -> int:
     """Build one architecture's real network, run it once, and print what it is."""
     import torch
@@ -30,9 +41,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
     space = get_space(args.space)
     arch = space.parse(args.arch) if args.arch else space.sample(np.random.default_rng(args.seed))
-    in_shape = tuple(int(v) for v in args.in_shape.split(","))
-    if len(in_shape) != 3:
-        raise ValueError(f"--in-shape must be C,H,W (three integers), got {args.in_shape!r}")
+    in_shape = _in_shape(args.in_shape)
     model = space.build(arch, num_classes=args.num_classes, in_shape=in_shape).eval()
     start = time.perf_counter()
     with torch.no_grad():
@@ -83,13 +92,13 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trainable", default=d.trainable, choices=TRAINABLES)
     parser.add_argument("--dataset", default=d.dataset, help="digits | cifar10:/path/to/cifar-10-batches-py | synthetic")
     parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark)")
-    parser.add_argument("--metric", default=d.metric)
-    parser.add_argument("--mode", default=d.mode, choices=("max", "min"))
+    parser.add_argument("--metric", help="metric to optimise (default: val_acc, for --trainable selfsup ssl_loss)")
+    parser.add_argument("--mode", choices=("max", "min"), help="default: min for losses, params and flops, else max")
     parser.add_argument("--objectives", metavar="METRIC:MODE,...", help="several objectives, e.g. val_acc:max,params:min "
                         "(ax searches all of them, other searchers the first); prints and writes the Pareto front")  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
     parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent)
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial (standalone)")
+    parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial (standalone, selfsup)")
     parser.add_argument("--seed", type=int, default=d.seed)
     parser.add_argument("--storage", default=d.storage, help="where Tune writes the experiment")
     parser.add_argument("--name", help="experiment name (a folder under --storage)")
@@ -248,6 +257,53 @@ def _run_embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_predict(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", nargs="+", metavar="FILE.py:FUNCTION", help="function building your nn.Module "
+                        "(called with num_classes= when it takes it)")  # fmt: skip
+    parser.add_argument("--reference", default="nb201", help="reference search space")
+    parser.add_argument("--benchmark", required=True, help="the reference space's Parquet table (e.g. nb201_all.parquet)")
+    parser.add_argument("--dataset", default="cifar10", help="dataset column of the table")
+    parser.add_argument("--num-archs", type=int, default=500, help="labelled reference architectures to fit on")
+    parser.add_argument("--predictor", help="saved CGPredictor directory: loaded if present, else fitted and saved there")
+    parser.add_argument("--in-shape", default="3,32,32", help="C,H,W of one input image (the reference's, for NB201 3,32,32)")
+    parser.add_argument("--num-classes", type=int, default=10)
+    parser.add_argument("--neighbours", type=int, default=3, help="closest reference architectures to list")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    """Fit (or load) a CG predictor on a reference table and score the user's models against it."""
+    from pathlib import Path
+
+    from predictors.cg import CGPredictor
+    from predictors.reference import Reference, build_user_model, load_builder
+
+    in_shape = _in_shape(args.in_shape)
+    models = [build_user_model(load_builder(spec), args.num_classes) for spec in args.model]
+    saved = args.predictor and Path(args.predictor).is_dir()
+    predictor = CGPredictor.load(args.predictor) if saved else CGPredictor(
+        build_hp={args.reference: {}}, input_shape=(1, *in_shape), seed=args.seed,
+        cache_dir=Path(args.predictor) / "graphs" if args.predictor else None,
+    )  # fmt: skip
+    reference = Reference.from_table(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, predictor)
+    start = time.perf_counter()
+    if not saved:
+        reference.fit()
+        if args.predictor:
+            predictor.save(args.predictor)
+    action = "loaded" if saved else f"fitted on {len(reference.archs)} archs in {time.perf_counter() - start:.0f} s"
+    print(f"reference  {reference.space} ({args.dataset} valid accuracy), CG predictor {action}")
+    for spec, model in zip(args.model, models):
+        s = reference.score(model, args.neighbours)
+        print(f"\n{spec}  ({s.params:,} params)")
+        print(f"  predicted accuracy  {s.predicted:.2f} ± {s.std:.2f}")
+        print(f"  percentile          {s.table_percentile:.0f}% of the reference table's accuracies lie below it; "
+              f"the predictor ranks it above {s.predicted_percentile:.0f}% of them")  # fmt: skip
+        for arch, acc, cosine in s.neighbours:
+            print(f"  similar             {arch}  accuracy {acc:.2f}  cosine {cosine:.2f}")
+    return 0
+
+
 #: name -> (help, add arguments, run); new sub-commands are one entry here
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "inspect": ("build one architecture's network and print its size", _configure_inspect, _run_inspect),
@@ -255,6 +311,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "search": ("run a NAS experiment through Ray Tune", _configure_search, _run_search),
     "demo": ("the embedded default search (NB201 on digits, 16 trials)", _configure_demo, _run_demo),
     "embed": ("Jacobian contrastive embeddings of a space's architectures", _configure_embed, _run_embed),
+    "predict": ("score your own PyTorch model against a reference space", _configure_predict, _run_predict),
 }
 
 

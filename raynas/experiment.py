@@ -16,7 +16,14 @@ from ray import tune
 
 from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table, write_parquet_atomic
 
-TRAINABLES = ("standalone", "benchmark")
+TRAINABLES = ("standalone", "benchmark", "selfsup")
+#: the metric a search optimises when none is given, per trainable
+DEFAULT_METRIC = {"standalone": "val_acc", "benchmark": "val_acc", "selfsup": "ssl_loss"}
+#: the mode of the reported metrics when none is given (others: "max")
+METRIC_MODES = {"val_acc": "max", "test_acc": "max", "knn_acc": "max", "ssl_loss": "min", "train_loss": "min",
+                "params": "min", "flops": "min"}  # fmt: skip
+#: what the label-free trainable reports; a search on anything else would wait for nothing
+SELFSUP_METRICS = ("ssl_loss", "knn_acc", "params", "flops", "epoch_time_s")
 
 
 @dataclass
@@ -28,8 +35,8 @@ class SearchSettings:
     trainable: str = "standalone"
     dataset: str = "digits"
     benchmark: str | None = None
-    metric: str = "val_acc"
-    mode: str = "max"
+    metric: str | None = None  # None: the trainable's DEFAULT_METRIC
+    mode: str | None = None  # None: METRIC_MODES of the metric, else "max"
     num_samples: int = 16
     max_concurrent: int = 2
     epochs: int = 4
@@ -42,9 +49,18 @@ class SearchSettings:
     searcher_options: dict[str, Any] = field(default_factory=dict)
     trainer_options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.metric = self.metric or DEFAULT_METRIC.get(self.trainable, "val_acc")
+        self.mode = self.mode or METRIC_MODES.get(self.metric, "max")
+
     def check(self) -> None:
         if self.trainable not in TRAINABLES:
             raise ValueError(f"trainable must be one of {list(TRAINABLES)}, got {self.trainable!r}")
+        if self.trainable == "selfsup" and any(m not in SELFSUP_METRICS for m in (self.metric, *self.objectives)):
+            raise ValueError(
+                f"--trainable selfsup trains without labels and reports {list(SELFSUP_METRICS)} "
+                f"(knn_acc with --set knn_probe=true); got metric {self.metric!r}"
+            )
         if self.trainable == "benchmark" and not self.benchmark:
             raise ValueError("--trainable benchmark needs --benchmark PATH (a Parquet table)")
         if self.mode not in ("max", "min"):
@@ -85,9 +101,10 @@ def _trainable(settings: SearchSettings) -> Any:
         table = TabularBenchmark.from_parquet(settings.benchmark, settings.space, settings.dataset)
         return tune.with_parameters(BenchmarkTrainable, benchmark=table)
     from raynas.data import load_dataset
-    from raynas.trainables import StandaloneTrainable
+    from raynas.trainables import SelfSupervisedTrainable, StandaloneTrainable
 
-    return tune.with_parameters(StandaloneTrainable, data=load_dataset(settings.dataset))
+    trainable = SelfSupervisedTrainable if settings.trainable == "selfsup" else StandaloneTrainable
+    return tune.with_parameters(trainable, data=load_dataset(settings.dataset))
 
 
 def _param_space(settings: SearchSettings) -> dict[str, Any]:
@@ -137,7 +154,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                 name=settings.name,
                 storage_path=str(Path(settings.storage).expanduser().resolve()),
                 checkpoint_config=tune.CheckpointConfig(
-                    checkpoint_frequency=1 if settings.trainable == "standalone" else 0, num_to_keep=1
+                    checkpoint_frequency=0 if settings.trainable == "benchmark" else 1, num_to_keep=1
                 ),
                 failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                 verbose=1,
@@ -162,7 +179,8 @@ def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] |
         pick = max(finite, key=lambda i: values[i] if mode == "max" else -values[i])
         row = table.slice(pick, 1).to_pylist()[0]
         best_arch = row.get("arch")
-        best_metrics = {k: row[k] for k in ("val_acc", "test_acc", "params", "flops", "epoch", "trial_id") if row.get(k) is not None}
+        keys = ("val_acc", "test_acc", "ssl_loss", "knn_acc", "params", "flops", "epoch", "trial_id")
+        best_metrics = {k: row[k] for k in keys if row.get(k) is not None}
     outcome = SearchOutcome(experiment_dir, trials_path, plot_path, best_arch, best_metrics, table.num_rows)
     if objectives:
         front = pareto_table(table, objectives)

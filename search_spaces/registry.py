@@ -9,18 +9,21 @@ _SPACES: dict[str, Callable[..., SearchSpace]] = {}
 S = TypeVar("S", bound=type)
 
 
-def register_space(name: str, aliases: tuple[str, ...] = ()) -> Callable[[S], S]:
+def register_space(name: str, aliases: tuple[str, ...] = (), tag: str | None = None) -> Callable[[S], S]:
     """Class decorator: make a space constructible by ``get_space(name, **options)``.
 
     ``aliases`` construct the same class (Arch values stay tagged ``name``), e.g. a
-    benchmark's name for the space it was built on (``nb301`` for ``darts``).
+    benchmark's name for the space it was built on (``nb301`` for ``darts``).  ``tag``
+    (default ``name``) is the Arch tag: another parametrisation of a registered space's
+    architectures (``darts-edges`` of ``darts``) registers under its own name, so a config's
+    ``space`` key picks how it is decoded, while its Archs stay equal to the original's.
     """
 
     def deco(cls: S) -> S:
         for key in (name, *aliases):
             if key in _SPACES:
                 raise ValueError(f"search space {key!r} is already registered")
-        cls.name = name
+        cls.name = tag or name
         for key in (name, *aliases):
             _SPACES[key] = cls
         return cls

@@ -1,6 +1,7 @@
 """``make_searcher(name, space, metric, mode, seed, **kw)``: a name -> factory registry."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from ray.tune.search import Searcher
@@ -78,23 +79,31 @@ def _tpe(
     metric: str | None,
     mode: str | None,
     seed: int | None,
-    n_initial_points: int = 20,
+    n_startup_jobs: int = 20,
     gamma: float = 0.25,
+    n_EI_candidates: int = 24,
     **kw: Any,
 ) -> Searcher:
-    """Tune's HyperOptSearch (TPE) on the space's flat domains."""
+    """Tune's HyperOptSearch (TPE) on the space's flat domains.
+
+    ``n_startup_jobs`` (random trials before TPE models anything), ``gamma`` (the quantile
+    of trials counted as good) and ``n_EI_candidates`` (draws from the good-trial density
+    scored by expected improvement) go to ``hyperopt.tpe.suggest`` itself: HyperOptSearch
+    forwards the first two only, so its ``algo`` is replaced by a partial with all three.
+    """
+    from hyperopt import tpe
     from ray.tune.search.hyperopt import HyperOptSearch
 
     from searchers.unique import UniqueArchSearcher
 
-    inner = HyperOptSearch(
-        space=space.tune_space(),
-        metric=metric,
-        mode=mode,
-        n_initial_points=n_initial_points,
-        random_state_seed=seed,
-        gamma=gamma,
-    )
+    if not (isinstance(n_startup_jobs, int) and n_startup_jobs >= 0):
+        raise ValueError(f"n_startup_jobs must be an int >= 0, got {n_startup_jobs!r}")
+    if not 0 < gamma < 1:
+        raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
+    if not (isinstance(n_EI_candidates, int) and n_EI_candidates >= 1):
+        raise ValueError(f"n_EI_candidates must be an int >= 1, got {n_EI_candidates!r}")
+    inner = HyperOptSearch(space=space.tune_space(), metric=metric, mode=mode, random_state_seed=seed)
+    inner.algo = partial(tpe.suggest, n_startup_jobs=n_startup_jobs, gamma=gamma, n_EI_candidates=n_EI_candidates)
     return UniqueArchSearcher(inner, space, metric, mode, seed, **kw)
 
 

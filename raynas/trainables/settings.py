@@ -52,9 +52,11 @@ class TrainerSettings:
             raise ValueError("weight_decay and grad_clip must be >= 0 (grad_clip 0 turns clipping off)")
 
 
-def decode_trial(config: Mapping[str, Any]) -> tuple[TrainerSettings, SearchSpace, Arch]:
-    """Settings, space and architecture of one trial's config."""
-    settings = TrainerSettings.from_config(config)
+def decode_trial(
+    config: Mapping[str, Any], settings_type: type[TrainerSettings] = TrainerSettings
+) -> tuple[TrainerSettings, SearchSpace, Arch]:
+    """Settings (of ``settings_type``, a trainable's own subclass), space and architecture of one trial's config."""
+    settings = settings_type.from_config(config)
     space = get_space(settings.space)
     return settings, space, space.decode(config)
 

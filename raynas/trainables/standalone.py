@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from ray import tune
 from torch import nn
 
 from raynas.data import ImageDataset, load_dataset
-from raynas.trainables.settings import decode_trial, use_allotted_threads
+from raynas.trainables.settings import TrainerSettings, decode_trial, use_allotted_threads
 
 _DATASETS: dict[str, ImageDataset] = {}
 
@@ -53,7 +53,14 @@ class StandaloneTrainable(tune.Trainable):
 
     Use ``tune.with_parameters(StandaloneTrainable, data=dataset)`` to share one dataset
     through the object store instead of loading it in every trial.
+
+    Trainables that train one architecture per trial with another objective subclass it
+    and override the hooks ``settings_type``, ``_build_model``, ``_cost_model``,
+    ``_train_batches``, ``_batch_loss`` and ``step``; set-up, optimiser, schedule,
+    checkpoints and ``reset_config`` stay shared.
     """
+
+    settings_type: type[TrainerSettings] = TrainerSettings
 
     def setup(self, config: dict[str, Any], data: ImageDataset | None = None) -> None:
         use_allotted_threads()
@@ -61,19 +68,29 @@ class StandaloneTrainable(tune.Trainable):
         self._configure(config)
 
     def _configure(self, config: dict[str, Any]) -> None:
-        self.settings, self.space, self.arch = decode_trial(config)
+        self.settings, self.space, self.arch = decode_trial(config, self.settings_type)
         s = self.settings
         self.data = dataset_for(s.dataset, self._shared_data)
         torch.manual_seed(s.seed)
         self.generator = torch.Generator().manual_seed(s.seed)
-        self.model = self.space.build(self.arch, num_classes=self.data.num_classes, in_shape=self.data.in_shape, **s.build)
+        self.model = self._build_model()
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs)
         self.epoch = 0
-        self.params = sum(p.numel() for p in self.model.parameters())
-        self.flops = count_flops(self.model, self.data.in_shape)
+        counted = self._cost_model()
+        self.params = sum(p.numel() for p in counted.parameters())
+        self.flops = count_flops(counted, self.data.in_shape)
+
+    def _build_model(self) -> nn.Module:
+        """The module the optimiser trains (and checkpoints hold)."""
+        s = self.settings
+        return self.space.build(self.arch, num_classes=self.data.num_classes, in_shape=self.data.in_shape, **s.build)
+
+    def _cost_model(self) -> nn.Module:
+        """The network whose ``params`` and ``flops`` are reported."""
+        return self.model
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         self._configure(new_config)
@@ -98,25 +115,35 @@ class StandaloneTrainable(tune.Trainable):
             result["done"] = True
         return result
 
+    def _train_batches(self) -> Iterable[Any]:
+        """One epoch of training batches."""
+        s = self.settings
+        return self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion)
+
+    def _batch_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
+        """The loss of one batch from :meth:`_train_batches` and how many images it averages."""
+        x, y = batch
+        return nn.functional.cross_entropy(self.model(x), y), len(y)
+
     def _train_epoch(self) -> float:
+        """One epoch of SGD; the mean training loss per image."""
         s = self.settings
         self.model.train()
         total, seen = 0.0, 0
-        batches = self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion)
-        for batch, (x, y) in enumerate(batches):
+        for index, batch in enumerate(self._train_batches()):
             self.optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(self.model(x), y)
+            loss, count = self._batch_loss(batch)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(
-                    f"non-finite training loss ({loss.item()}) at epoch {self.epoch + 1}, batch {batch} for "
+                    f"non-finite training loss ({loss.item()}) at epoch {self.epoch + 1}, batch {index} for "
                     f"{self.space.name} arch {self.arch} with lr={s.lr}; lower lr or keep grad_clip > 0"
                 )
             loss.backward()
             if s.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
             self.optimizer.step()
-            total += loss.item() * len(y)
-            seen += len(y)
+            total += loss.item() * count
+            seen += count
         self.scheduler.step()
         return total / seen
 

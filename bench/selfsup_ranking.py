@@ -1,0 +1,224 @@
+"""Label-free search on DARTS cells: how well does the contrastive loss rank architectures,
+and what does a search on it cost and pick?
+
+    python bench/selfsup_ranking.py                       # the closing-note run (defaults below)
+    python bench/selfsup_ranking.py --num-archs 6 --ssl-epochs 1 --sup-epochs 1 --C 4 --layers 2 \\
+        --budget 4 --startup 2 --cache /tmp/ssl_smoke.json   # a smoke run, a few minutes on 2 cores
+
+**Ranking.**  ``--num-archs`` distinct DARTS architectures (the space's uniform sampler,
+``--seed``) are each
+
+* trained label-free (:class:`~raynas.trainables.SelfSupervisedTrainable`: ``--ssl-epochs``
+  on ``--ssl-portion`` of the train images, two views each, ``--ssl-method``): the objective
+  is the last epoch's ``ssl_loss``; its kNN probe ``knn_acc`` is recorded beside it;
+* trained supervised stand-alone (:class:`~raynas.trainables.StandaloneTrainable`,
+  ``--sup-epochs`` on all train images): ``val_acc`` and ``test_acc``, the truth;
+* scored by every zero-cost proxy (:class:`~predictors.zero_cost.ZeroCostPredictor`, one
+  digits batch, same network size), ``params`` among them.
+
+Spearman's rho (scipy) of each signal against the supervised accuracies, every signal
+oriented so that larger means predicted better (``-ssl_loss``).  The best zero-cost proxy is
+chosen by its rho against ``val_acc``, i.e. with hindsight, which favours it.  The
+trainings run as Ray tasks, one CPU each; results go to ``--cache`` (JSON) as they arrive, so
+a run cut short continues where it stopped.
+
+**Search.**  TPE over the one-op-per-edge DARTS parametrisation (``darts-edges``) through
+:func:`raynas.experiment.run_search`, ``--budget`` trials each: label-free (``ssl_loss``,
+min, the label-free trainer without its kNN probe) and supervised (``val_acc``, max, the
+supervised trainer).  Printed: wall time, labels read during the search, and the supervised
+accuracy of each search's pick (trained again with the supervised recipe).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import ray
+from scipy.stats import spearmanr
+
+from raynas.data import load_dataset
+from raynas.experiment import SearchSettings, run_search
+from search_spaces import get_space
+
+SPACE = get_space("darts")
+
+
+def options() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--num-archs", type=int, default=30, help="architectures to rank")
+    p.add_argument("--ssl-epochs", type=int, default=10, help="label-free epochs (the published 10)")
+    p.add_argument("--ssl-portion", type=float, default=0.5, help="fraction of the train images seen label-free")
+    p.add_argument("--ssl-method", default="simclr", choices=("simclr", "nce"))
+    p.add_argument("--sup-epochs", type=int, default=10, help="supervised stand-alone epochs (the truth)")
+    p.add_argument("--C", type=int, default=8, help="DARTS network width")
+    p.add_argument("--layers", type=int, default=5, help="DARTS cells")
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--budget", type=int, default=20, help="trials of each TPE search (0: skip the search part)")
+    p.add_argument("--startup", type=int, default=8, help="TPE random start-up trials (n_startup_jobs)")
+    p.add_argument("--cpus", type=int, default=2, help="Ray CPUs: concurrent trainings")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default="selfsup_ranking.json", help="JSON file of finished evaluations")
+    args = p.parse_args()
+    if args.num_archs < 3 or min(args.ssl_epochs, args.sup_epochs, args.C, args.layers, args.cpus) < 1:
+        p.error("--num-archs must be >= 3; epochs, --C, --layers and --cpus >= 1")
+    if not 0 <= args.startup <= max(args.budget, 0):
+        p.error(f"--startup must be in [0, --budget], got {args.startup}")
+    return args
+
+
+def recipes(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Trainer keys of the label-free and the supervised evaluation."""
+    shared = {"dataset": args.dataset, "seed": args.seed, "build": {"C": args.C, "layers": args.layers}}
+    ssl = {**shared, "epochs": args.ssl_epochs, "data_portion": args.ssl_portion, "ssl_method": args.ssl_method,
+           "knn_probe": True}  # fmt: skip
+    return ssl, {**shared, "epochs": args.sup_epochs}
+
+
+@ray.remote(num_cpus=1)
+def evaluate(kind: str, arch_text: str, recipe: dict[str, Any]) -> dict[str, Any]:
+    """Train one architecture with one recipe; the last epoch's metrics and the time taken."""
+    from raynas.trainables import SelfSupervisedTrainable, StandaloneTrainable
+
+    cls = SelfSupervisedTrainable if kind == "ssl" else StandaloneTrainable
+    start = time.perf_counter()
+    trainable = cls(config={**SPACE.encode(SPACE.parse(arch_text)), "space": "darts", **recipe})
+    for _ in range(recipe["epochs"]):
+        result = trainable.train()
+    trainable.stop()
+    keep = ("ssl_loss", "knn_acc") if kind == "ssl" else ("val_acc", "test_acc")
+    return {**{k: result[k] for k in keep}, "params": result["params"], "train_s": time.perf_counter() - start}
+
+
+class Cache:
+    """Evaluations by ``kind|recipe|arch``, written after each one."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    @staticmethod
+    def key(kind: str, arch: str, recipe: dict[str, Any]) -> str:
+        return f"{kind}|{json.dumps(recipe, sort_keys=True)}|{arch}"
+
+    def fill(self, jobs: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Run the jobs not cached yet as Ray tasks, saving each result as it arrives."""
+        todo = {}
+        for kind, arch, recipe in jobs:
+            key = self.key(kind, arch, recipe)
+            if key not in self.data and key not in todo.values():
+                todo[evaluate.remote(kind, arch, recipe)] = key
+        pending = list(todo)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            self.data[todo[done[0]]] = ray.get(done[0])
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=1))
+            tmp.replace(self.path)
+            print(f"  {len(todo) - len(pending)}/{len(todo)} trainings done", flush=True)
+
+    def get(self, kind: str, arch: str, recipe: dict[str, Any]) -> dict[str, Any]:
+        return self.data[self.key(kind, arch, recipe)]
+
+
+def proxy_scores(archs: list[str], args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """Every zero-cost proxy of every architecture, at the evaluated network size."""
+    from predictors.zero_cost import PROXIES, ZeroCostPredictor
+
+    build = {"C": args.C, "layers": args.layers}
+    return {
+        proxy: ZeroCostPredictor(proxy, SPACE, args.dataset, seed=args.seed, build=build).predict(archs)[0]
+        for proxy in PROXIES
+    }
+
+
+def rho(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    result = spearmanr(x, y)
+    return float(result.statistic), float(result.pvalue)
+
+
+def ranking(args: argparse.Namespace, cache: Cache) -> None:
+    ssl, sup = recipes(args)
+    archs = [str(a) for a in SPACE.sample_unique(args.num_archs, args.seed)]
+    print(f"ranking: {len(archs)} architectures, {2 * len(archs)} trainings", flush=True)
+    cache.fill([(kind, a, recipe) for a in archs for kind, recipe in (("ssl", ssl), ("sup", sup))])
+    label_free = [cache.get("ssl", a, ssl) for a in archs]
+    truth = [cache.get("sup", a, sup) for a in archs]
+    val, test = np.array([t["val_acc"] for t in truth]), np.array([t["test_acc"] for t in truth])
+    signals: dict[str, tuple[np.ndarray, str]] = {
+        "-ssl_loss (label-free objective)": (-np.array([r["ssl_loss"] for r in label_free]), "none"),
+        "knn_acc (kNN probe of the label-free net)": (np.array([r["knn_acc"] for r in label_free]), "train + valid, probe only"),
+    }
+    proxies = proxy_scores(archs, args)
+    labelled = {"snip", "grad_norm", "fisher"}
+    for name, scores in proxies.items():
+        signals[name] = (scores, "one batch" if name in labelled else "none")
+    best = max((p for p in proxies if p != "params"), key=lambda p: np.nan_to_num(rho(proxies[p], val)[0], nan=-2))
+
+    print(f"\n## Spearman rho vs supervised accuracy ({len(archs)} DARTS archs, {args.dataset}, C={args.C}, "
+          f"{args.layers} cells; label-free {args.ssl_method} {args.ssl_epochs} ep on {args.ssl_portion:.0%} of "
+          f"train images; supervised {args.sup_epochs} ep)\n")  # fmt: skip
+    print("| signal | labels it reads | rho vs val_acc | p | rho vs test_acc | p |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, (scores, labels) in signals.items():
+        (rv, pv), (rt, pt) = rho(scores, val), rho(scores, test)
+        mark = " (best zero-cost proxy)" if name == best else ""
+        print(f"| {name}{mark} | {labels} | {rv:+.3f} | {pv:.3g} | {rt:+.3f} | {pt:.3g} |")
+    ssl_s = np.mean([r["train_s"] for r in label_free])
+    sup_s = np.mean([t["train_s"] for t in truth])
+    print(f"\nmean training time per architecture: label-free {ssl_s:.1f} s, supervised {sup_s:.1f} s; "
+          f"supervised val_acc {val.min():.1f}-{val.max():.1f} %, test_acc {test.min():.1f}-{test.max():.1f} %")
+
+
+def timed_search(args: argparse.Namespace, folder: str, trainable: str, recipe: dict[str, Any]) -> tuple[Any, float]:
+    trainer = {k: v for k, v in recipe.items() if k not in ("epochs", "dataset", "seed")}
+    start = time.perf_counter()
+    outcome = run_search(SearchSettings(
+        space="darts-edges", searcher="tpe", trainable=trainable, dataset=args.dataset,
+        num_samples=args.budget, max_concurrent=args.cpus, epochs=recipe["epochs"], seed=args.seed,
+        storage=folder, name=trainable, trainer_options=trainer, searcher_options={"n_startup_jobs": args.startup},
+    ))  # fmt: skip
+    return outcome, time.perf_counter() - start
+
+
+def search(args: argparse.Namespace, cache: Cache) -> None:
+    ssl, sup = recipes(args)
+    data = load_dataset(args.dataset)
+    rows: list[tuple[str, str, Any, float]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        no_probe = {k: v for k, v in ssl.items() if k != "knn_probe"}  # the probe reads labels
+        for label, trainable, recipe, labels in (
+            ("label-free (ssl_loss, min)", "selfsup", no_probe, "0"),
+            ("supervised (val_acc, max)", "standalone", sup, f"{data.size('train') + data.size('valid')} (train + valid)"),
+        ):
+            outcome, wall = timed_search(args, folder, trainable, recipe)
+            rows.append((label, labels, outcome, wall))
+    picks = [str(SPACE.parse(outcome.best_arch)) for _, _, outcome, _ in rows]
+    cache.fill([("sup", arch, sup) for arch in picks])
+    print(f"\n## TPE over darts-edges, {args.budget} trials each ({args.startup} random start-up), "
+          f"{args.cpus} concurrent, {args.dataset}\n")  # fmt: skip
+    print("| search | labels read | wall time (s) | trials | pick's supervised val_acc | pick's test_acc | pick |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for (label, labels, outcome, wall), arch in zip(rows, picks):
+        truth = cache.get("sup", arch, sup)
+        print(f"| {label} | {labels} | {wall:.0f} | {outcome.num_trials} | {truth['val_acc']:.2f} | "
+              f"{truth['test_acc']:.2f} | `{arch}` |")  # fmt: skip
+
+
+def main() -> None:
+    args = options()
+    ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+    cache = Cache(args.cache)
+    start = time.perf_counter()
+    parts: list[Callable[[argparse.Namespace, Cache], None]] = [ranking] + ([search] if args.budget > 0 else [])
+    for part in parts:
+        part(args, cache)
+    print(f"\ntotal wall time {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

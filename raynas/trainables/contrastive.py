@@ -1,0 +1,143 @@
+"""Contrastive training parts: backbone + projection head, the two losses, the kNN probe.
+
+* :class:`ContrastiveModel`: a space's network with its classifier replaced by the identity
+  (the *backbone*, whose pooled features are the representation) and SimCLR's projection
+  head ``g`` (Linear-BatchNorm-ReLU-Linear) that the loss sees.  The loss module is a
+  sub-module, so one ``state_dict`` holds everything a checkpoint needs, memory bank included.
+* :class:`NTXentLoss`: SimCLR.  The two views of an image are a positive pair, the other
+  ``2N - 2`` views of the batch negatives (:func:`predictors.set_encoder.nt_xent`).
+* :class:`MemoryBankNCE`: non-parametric instance discrimination (Wu et al. 2018).  A bank
+  ``V`` holds one unit vector per training image; each view ``v`` of image ``i`` is
+  classified as instance ``i`` against ``K`` other bank entries ``j_1..j_K`` drawn uniformly:
+
+  .. math::
+      -\\log \\frac{\\exp(v \\cdot V_i / \\tau)}{\\exp(v \\cdot V_i / \\tau) + \\sum_k \\exp(v \\cdot V_{j_k} / \\tau)},
+
+  the sampled-softmax (InfoNCE) form of the paper's NCE, as MoCo and CMC use it; with
+  ``K >= N - 1`` it is the paper's exact non-parametric softmax.  The paper's binary NCE with
+  its normaliser ``Z`` frozen after the first batch diverged on digits (the loss rose every
+  epoch: the bank's similarities soon exceed those ``Z`` was fitted to).  After each step
+  ``V_i`` becomes the normalised ``m V_i + (1 - m) v`` (an exponential moving average; ``v``
+  the mean of the image's two views).
+* :func:`knn_accuracy`: weighted kNN classification of the valid split by the backbone's
+  features of the train split (Wu et al.'s monitor).  It is the only place labels are read.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from predictors.set_encoder import nt_xent
+from raynas.data import ImageDataset
+
+
+class NTXentLoss(nn.Module):
+    """SimCLR's loss over the batch's two views (no state)."""
+
+    def __init__(self, temperature: float):
+        super().__init__()
+        self.temperature = temperature
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return nt_xent(z1, z2, self.temperature)
+
+
+class MemoryBankNCE(nn.Module):
+    """Instance discrimination against an EMA memory bank (see the module docstring).
+
+    Args:
+        size: ``N``, the number of training images (indices ``0..N-1``).
+        dim: width of the projections.
+        temperature: ``tau`` (the paper's 0.07).
+        negatives: ``K`` bank entries per view (the paper's 4096); all ``N - 1`` when ``K >= N - 1``.
+        momentum: ``m`` of the bank update (the paper's 0.5).
+    """
+
+    def __init__(self, size: int, dim: int, temperature: float = 0.07, negatives: int = 4096, momentum: float = 0.5):
+        super().__init__()
+        if size < 2 or dim < 1 or negatives < 1:
+            raise ValueError(f"bank size must be >= 2, dim and negatives >= 1; got {size}, {dim}, {negatives}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"bank momentum must be in [0, 1), got {momentum!r}")
+        self.temperature, self.negatives, self.momentum = temperature, negatives, momentum
+        bound = 1 / math.sqrt(dim / 3)  # the paper's initialisation: rows of norm about 1
+        self.register_buffer("bank", torch.rand(size, dim) * 2 * bound - bound)
+
+    def _negatives(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """``len(images) x K`` bank indices other than each image's own."""
+        size = len(self.bank)
+        if self.negatives >= size - 1:
+            others = torch.arange(size - 1).expand(len(images), -1)
+        else:
+            others = torch.randint(0, size - 1, (len(images), self.negatives), generator=generator)
+        return others + (others >= images[:, None]).long()
+
+    def forward(self, z1: torch.Tensor, z2: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        size = len(self.bank)
+        if index.min() < 0 or index.max() >= size:
+            raise ValueError(f"image indices must be in [0, {size}) (the bank's size), got {index.min()}..{index.max()}")
+        v1, v2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
+        views, images = torch.cat([v1, v2]), torch.cat([index, index])
+        positive = (views * self.bank[images]).sum(1, keepdim=True)
+        negative = torch.einsum("bd,bkd->bk", views, self.bank[self._negatives(images, generator)])
+        logits = torch.cat([positive, negative], dim=1) / self.temperature
+        loss = F.cross_entropy(logits, torch.zeros(len(views), dtype=torch.long))
+        with torch.no_grad():
+            mixed = self.momentum * self.bank[index] + (1 - self.momentum) * (v1 + v2).detach() / 2
+            self.bank[index] = F.normalize(mixed, dim=1)
+        return loss
+
+
+class ContrastiveModel(nn.Module):
+    """``network`` without its classifier, a projection head, and the loss module.
+
+    ``network`` must end in a ``classifier`` ``nn.Linear`` on pooled features, as every
+    raynas space's network does.
+    """
+
+    def __init__(self, network: nn.Module, proj_dim: int, criterion: nn.Module):
+        super().__init__()
+        classifier = getattr(network, "classifier", None)
+        if not isinstance(classifier, nn.Linear):
+            raise ValueError(
+                f"{type(network).__name__} has no `classifier` nn.Linear to replace by the projection head; "
+                "contrastive training needs a network whose features a linear classifier reads"
+            )
+        width = classifier.in_features
+        network.classifier = nn.Identity()
+        self.backbone = network
+        self.head = nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, proj_dim))
+        self.criterion = criterion
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Projections ``g(f(x))``, what the loss sees."""
+        return self.head(self.backbone(x))
+
+    def loss(self, view1: torch.Tensor, view2: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The contrastive loss of two views of the images ``index``; both views go through
+        the network as one batch, so BatchNorm sees them together."""
+        z1, z2 = self(torch.cat([view1, view2])).chunk(2)
+        return self.criterion(z1, z2, index, generator)
+
+
+@torch.no_grad()
+def features(backbone: nn.Module, data: ImageDataset, split: str, batch_size: int = 256) -> torch.Tensor:
+    """Unit-norm backbone features of every image of ``split`` (eval mode, no augmentation)."""
+    backbone.eval()
+    return F.normalize(torch.cat([backbone(x) for x, _ in data.batches(split, batch_size)]), dim=1)
+
+
+@torch.no_grad()
+def knn_accuracy(backbone: nn.Module, data: ImageDataset, k: int = 20, temperature: float = 0.07) -> float:
+    """Valid accuracy (percent) of a kNN vote over the train split's features: each of the
+    ``k`` most similar train images votes for its label with weight ``exp(cos / temperature)``."""
+    if k < 1:
+        raise ValueError(f"knn_k must be >= 1, got {k!r}")
+    train, valid = features(backbone, data, "train"), features(backbone, data, "valid")
+    labels = data.y["train"]
+    similarity, neighbour = (valid @ train.T).topk(min(k, len(train)), dim=1)
+    votes = torch.zeros(len(valid), data.num_classes).scatter_add_(1, labels[neighbour], (similarity / temperature).exp())
+    return 100.0 * float((votes.argmax(1) == data.y["valid"]).float().mean())

@@ -1,0 +1,152 @@
+"""Label-free training of one architecture per trial: the contrastive loss is the objective.
+
+Each ``step`` is one epoch over the first ``data_portion`` of the train split's *images*:
+two augmented views per image (:mod:`raynas.views`), the backbone and projection head
+(:class:`~raynas.trainables.contrastive.ContrastiveModel`), and SimCLR's NT-Xent loss
+(``ssl_method="simclr"``) or memory-bank NCE (``ssl_method="nce"``, temperature 0.07, EMA
+bank).  Every epoch reports ``ssl_loss`` (the epoch's mean loss; lower is better, so search
+it with ``mode="min"``).  Training reads ``data.x`` only: labels never reach the loss, the
+augmentations or the RNG.  With ``knn_probe=True`` the epoch also reports ``knn_acc``, a kNN
+classification of the valid split on the backbone's features, the one use of labels, for
+checking the objective and never for training.
+
+The published setting (CSNAS, Nguyen & Chang 2021, which this follows) is 10 epochs on a
+small unlabelled subset: the defaults are 10 epochs on half the train images.  Optimiser,
+schedule, checkpoints (the bank included: it lives in the model's ``state_dict``) and
+``reset_config`` are :class:`StandaloneTrainable`'s, so a restored trial continues exactly
+where it stopped.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from raynas.data import ImageDataset
+from raynas.trainables.contrastive import ContrastiveModel, MemoryBankNCE, NTXentLoss, knn_accuracy
+from raynas.trainables.settings import TrainerSettings
+from raynas.trainables.standalone import StandaloneTrainable
+from raynas.views import ViewSettings, random_view
+
+SSL_METHODS = ("simclr", "nce")
+#: SimCLR's CIFAR-10 temperature; Wu et al.'s memory-bank NCE temperature
+DEFAULT_TEMPERATURE = {"simclr": 0.5, "nce": 0.07}
+
+
+@dataclass(frozen=True)
+class SelfSupSettings(TrainerSettings):
+    """Trainer keys of :class:`TrainerSettings` (``augment`` does not apply: both views are
+    always augmented) plus the contrastive ones."""
+
+    epochs: int = 10
+    data_portion: float = 0.5
+    batch_size: int = 128
+    ssl_method: str = "simclr"
+    temperature: float | None = None  # None: DEFAULT_TEMPERATURE[ssl_method]
+    proj_dim: int = 128
+    crop_scale: float = 0.2
+    jitter: float = 0.5
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    nce_negatives: int = 4096
+    bank_momentum: float = 0.5
+    knn_probe: bool = False
+    knn_k: int = 20
+
+    def check(self) -> None:
+        super().check()
+        if self.ssl_method not in SSL_METHODS:
+            raise ValueError(f"ssl_method must be one of {list(SSL_METHODS)}, got {self.ssl_method!r}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 (or None for the method's default), got {self.temperature!r}")
+        for name in ("proj_dim", "nce_negatives", "knn_k"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        self.views(flip=True).check()
+
+    @property
+    def tau(self) -> float:
+        return self.temperature if self.temperature is not None else DEFAULT_TEMPERATURE[self.ssl_method]
+
+    def views(self, flip: bool) -> ViewSettings:
+        return ViewSettings(self.crop_scale, flip, self.jitter, self.jitter_p, self.grayscale_p)
+
+
+def portion_size(data: ImageDataset, portion: float) -> int:
+    """How many train images the first ``portion`` of the split holds (as ``data.batches`` counts)."""
+    return max(1, int(round(data.size("train") * portion)))
+
+
+def unlabelled_batches(
+    data: ImageDataset, batch_size: int, portion: float, generator: torch.Generator
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled ``(indices, pixels)`` batches of the first ``portion`` of the train images
+    (pixels scaled to [0, 1] for the usual datasets).  A last batch smaller than the others
+    is dropped (SimCLR's ``drop_last``) unless it is the only one."""
+    count = portion_size(data, portion)
+    order = torch.randperm(count, generator=generator)
+    starts = range(0, count - batch_size + 1, batch_size) if count >= batch_size else [0]
+    for start in starts:
+        index = order[start : start + batch_size]
+        yield index, data.x["train"][index].float() * data.scale
+
+
+def standardise(pixels: torch.Tensor, data: ImageDataset) -> torch.Tensor:
+    """``(pixels - mean) / std`` per channel: a view in the network's input scale."""
+    return (pixels - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(data.std).view(1, -1, 1, 1)
+
+
+class SelfSupervisedTrainable(StandaloneTrainable):
+    """Contrastive training of ``space.decode(config)``; reports ``ssl_loss`` every epoch.
+
+    Reported: ``ssl_loss``, ``epoch``, ``params`` and ``flops`` (the backbone: the network
+    without its classifier), ``arch``, ``epoch_time_s``, and ``knn_acc`` with ``knn_probe``.
+    """
+
+    settings_type = SelfSupSettings
+    settings: SelfSupSettings
+
+    def _build_model(self) -> nn.Module:
+        s = self.settings
+        network = self.space.build(self.arch, num_classes=1, in_shape=self.data.in_shape, **s.build)
+        if s.ssl_method == "nce":
+            size = portion_size(self.data, s.data_portion)
+            criterion: nn.Module = MemoryBankNCE(size, s.proj_dim, s.tau, s.nce_negatives, s.bank_momentum)
+        else:
+            criterion = NTXentLoss(s.tau)
+        return ContrastiveModel(network, s.proj_dim, criterion)
+
+    def _cost_model(self) -> nn.Module:
+        return self.model.backbone
+
+    def _train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        s = self.settings
+        return unlabelled_batches(self.data, s.batch_size, s.data_portion, self.generator)
+
+    def _batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        index, pixels = batch
+        views = self.settings.views(self.data.flip)
+        view1 = standardise(random_view(pixels, views, self.generator), self.data)
+        view2 = standardise(random_view(pixels, views, self.generator), self.data)
+        return self.model.loss(view1, view2, index, self.generator), len(index)
+
+    def step(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        ssl_loss = self._train_epoch()
+        self.epoch += 1
+        result: dict[str, Any] = {
+            "epoch": self.epoch,
+            "ssl_loss": ssl_loss,
+            "params": self.params,
+            "flops": self.flops,
+            "arch": str(self.arch),
+            "epoch_time_s": time.perf_counter() - start,
+        }
+        if self.settings.knn_probe:
+            result["knn_acc"] = knn_accuracy(self.model.backbone, self.data, self.settings.knn_k)
+        if self.epoch >= self.settings.epochs:
+            result["done"] = True
+        return result
