@@ -12,6 +12,7 @@ from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from raynas.arch import Arch
 from raynas.benchmarks import read_parquet
@@ -76,6 +77,7 @@ class ArchEmbeddings:
         missing = [c for c in ("space", "arch", "embedding") if c not in table.column_names]
         if missing:
             raise ValueError(f"embedding table {path} lacks columns {missing}; has {table.column_names}")
+        _check_columns(table, path)
         names = set(table.column("space").to_pylist())
         if space is None:
             if len(names) != 1:
@@ -87,8 +89,10 @@ class ArchEmbeddings:
             raise ValueError(f"embedding table {path} has no rows of space {space.name!r}; spaces: {sorted(names)}")
         table = table.filter(pa.array(keep))
         archs = [space.parse(text) for text in table.column("arch").to_pylist()]
-        vectors = np.asarray(table.column("embedding").to_pylist(), dtype=np.float32)
-        return cls(space, archs, vectors)
+        vectors = table.column("embedding").to_pylist()
+        if len({len(v) for v in vectors}) > 1:
+            raise ValueError(f"embedding table {path}: embeddings differ in length {sorted({len(v) for v in vectors})}")
+        return cls(space, archs, np.asarray(vectors, dtype=np.float32))
 
     # ------------------------------------------------------------------ baselines
     @classmethod
@@ -107,3 +111,23 @@ class ArchEmbeddings:
             block[np.arange(len(archs)), [options.index(c[key]) for c in configs]] = 1.0
             blocks.append(block)
         return cls(space, archs, np.concatenate(blocks, axis=1))
+
+
+def _check_columns(table: pa.Table, path: str | Path) -> None:
+    """Column types and nulls, checked before any value is used, so a table written by
+    something else fails with a ValueError naming the column instead of deep in numpy."""
+    schema = table.schema
+    for name in ("space", "arch"):
+        if not (pa.types.is_string(schema.field(name).type) or pa.types.is_large_string(schema.field(name).type)):
+            raise ValueError(f"embedding table {path}: column {name!r} must hold text, has {schema.field(name).type}")
+    kind = schema.field("embedding").type
+    numeric = pa.types.is_list(kind) or pa.types.is_fixed_size_list(kind) or pa.types.is_large_list(kind)
+    if not (numeric and (pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type))):
+        raise ValueError(f"embedding table {path}: column 'embedding' must hold lists of numbers, has {kind}")
+    for name in ("space", "arch", "embedding"):
+        column = table.column(name)
+        if column.null_count:
+            raise ValueError(f"embedding table {path}: column {name!r} has {column.null_count} empty (null) values")
+    values = pc.list_flatten(table.column("embedding"))
+    if values.null_count:
+        raise ValueError(f"embedding table {path}: column 'embedding' has {values.null_count} null numbers")

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ import torch
 from predictors.jacobian import input_basis, input_batch, jacobian_features
 from raynas.arch import Arch
 from raynas.data import ImageDataset, load_dataset
-from raynas.results import write_parquet_atomic
+from raynas.results import atomic_path, write_parquet_atomic
 from search_spaces import SearchSpace, get_space
 
 SHAPE_KEY = b"raynas.jacobian.shape"
@@ -243,10 +242,9 @@ def _prepare_directory(out: Path, meta: dict, inputs: torch.Tensor) -> np.ndarra
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    """``write(handle)`` into a temporary file renamed over ``path`` (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         write(handle)
-    os.replace(tmp, path)
 
 
 class _PartWriter:

@@ -41,6 +41,8 @@ def read_parquet(path: str | Path) -> pa.Table:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"benchmark table {path} does not exist (expected a Parquet file)")
+    if path.is_dir():  # pyarrow would read every file below it as one dataset (think of "/")
+        raise ValueError(f"benchmark table {path} is a directory; give the Parquet file itself")
     try:
         return pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
@@ -185,6 +187,11 @@ def _accuracy_columns(names: list[str], table: pa.Table) -> list[tuple[str, str,
             epochs = match.group("epochs")
             found.append((name, match.group("dataset"), match.group("split"), int(epochs) if epochs else None))
     if "val_accuracy" in names:
+        if "dataset" in names:
+            column = table.column("dataset")
+            if not pa.types.is_string(column.type) or column.null_count:
+                raise ValueError(f"column 'dataset' must hold dataset names (text, no nulls), has {column.type} "
+                                 f"with {column.null_count} nulls")  # fmt: skip
         datasets = set(table.column("dataset").to_pylist()) if "dataset" in names else {"cifar10"}
         found.extend(("val_accuracy", d, "valid", None) for d in sorted(datasets))
     if not found:

@@ -3,11 +3,12 @@ row per trial) and ``search_trajectory.png`` (best-so-far against trials); with 
 objectives also ``pareto.parquet`` (the non-dominated trials) and ``pareto_front.png``."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -16,19 +17,30 @@ import pyarrow.parquet as pq
 _SKIP = {"config", "done", "should_checkpoint", "checkpoint_dir_name"}
 
 
-def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
-    """Write to a temporary file beside ``path`` and rename, so readers never see half a file."""
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; on success it is flushed to disk and
+    renamed over ``path`` (atomic on POSIX), on any error removed.  A crash mid-write thus
+    leaves the previous file whole, and only hidden ``.<name>.*.tmp`` debris at worst."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    tmp = Path(name)
     try:
-        pq.write_table(table, tmp)
+        yield tmp
+        with open(tmp, "rb") as handle:  # the rename must not reach the disk before the data
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+        tmp.unlink(missing_ok=True)
+
+
+def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
+    """Write to a temporary file beside ``path`` and rename, so readers never see half a file."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
 
 
 def trials_table(results: Any) -> pa.Table:

@@ -65,11 +65,35 @@ def prune(matrix: Matrix, ops: Sequence[str]) -> Spec | None:
 
 
 def as_rows(matrix: Any) -> Matrix:
-    """Hashable matrix from any nested sequence or array (tables store numpy arrays)."""
-    return tuple(tuple(int(x) for x in row) for row in matrix)
+    """Hashable matrix from any nested sequence or array (tables store numpy arrays).
+
+    Entries must be integers (or floats equal to) 0 or 1: truncating with ``int()`` would
+    turn 0.5 into a missing edge and accept text, so anything else is a ValueError.
+    """
+    if isinstance(matrix, (str, bytes)) or not _is_sequence(matrix):
+        raise ValueError(f"adj: must be a square matrix of 0/1 (nested sequences or a 2-D array), got {matrix!r}")
+    rows = []
+    for i, row in enumerate(matrix):
+        if isinstance(row, (str, bytes)) or not _is_sequence(row):
+            raise ValueError(f"adj row {i}: must be a sequence of 0/1, got {row!r}")
+        rows.append(tuple(_bit(x, i, j) for j, x in enumerate(row)))
+    return tuple(rows)
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, (Sequence, np.ndarray)) and np.ndim(value) >= 1
+
+
+def _bit(x: Any, i: int, j: int) -> int:
+    if isinstance(x, (numbers.Integral, np.bool_)) or (isinstance(x, numbers.Real) and float(x).is_integer()):
+        if x in (0, 1):
+            return int(x)
+    raise ValueError(f"adj[{i}][{j}]: {x!r} is not allowed; entries must be 0 or 1")
 
 
 def spec_from_arrays(matrix: Any, ops: Sequence[Any]) -> Spec:
+    if isinstance(ops, (str, bytes)) or not _is_sequence(ops):
+        raise ValueError(f"ops: must be a sequence of op names (input, ..., output), got {ops!r}")
     return as_rows(matrix), tuple(str(op) for op in ops)
 
 

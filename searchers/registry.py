@@ -38,7 +38,12 @@ def make_searcher(
     except KeyError:
         raise ValueError(f"unknown searcher {name!r}; available: {available_searchers()}") from None
     space = get_space(space) if isinstance(space, str) else space
-    return factory(space, metric, mode, seed, **kw)
+    if not kw:
+        return factory(space, metric, mode, seed)
+    try:
+        return factory(space, metric, mode, seed, **kw)
+    except TypeError as err:  # an unknown option name, or an option of the wrong type (text from the CLI)
+        raise ValueError(f"searcher {name!r} cannot take options {kw}: {err}") from err
 
 
 def available_searchers() -> list[str]:
@@ -124,6 +129,8 @@ def _nevergrad(
 
     from searchers.unique import UniqueArchSearcher
 
+    if not (isinstance(budget, int) and budget >= 1):
+        raise ValueError(f"budget must be an int >= 1, got {budget!r}")
     if optimizer not in ng.optimizers.registry:
         raise ValueError(f"unknown nevergrad optimizer {optimizer!r}; e.g. NGOpt, OnePlusOne, DE, PortfolioDiscreteOnePlusOne")
     parametrization = NevergradSearch.convert_search_space(space.tune_space())
