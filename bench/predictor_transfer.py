@@ -4,7 +4,8 @@ The CG predictor is fitted on the NB101 and NB301 tables (labels rank-normalised
 plus 0, 50 or 100 labelled NB201 architectures, and ranks NB201 architectures it was not
 fitted on: Spearman rank correlation (scipy) with CIFAR-10 accuracy (the mean over the rows
 of each canonical class), over several seeds.  With ``--pretrain-per-space N`` the encoder is
-first pre-trained contrastively on N unlabelled architectures of each space.  Also reported:
+first pre-trained contrastively on N unlabelled architectures of each space; with
+``--ensemble N`` each predictor is an :class:`~predictors.ensemble.EnsemblePredictor` of N seeds.  Also reported:
 tracing time per graph, pre-training and fitting wall time, inference throughput.
 
 Side by side with the zero-cost proxies: on the 724 architectures of NASLib's NB201 zero-cost
@@ -29,6 +30,7 @@ import pyarrow.parquet as pq
 
 from predictors.cg import CGPredictor
 from predictors.cg_data import GraphCache, GraphReader
+from predictors.ensemble import EnsemblePredictor
 from predictors.stacking import StackedPredictor
 from predictors.zero_cost import ZeroCostPredictor
 from raynas.benchmarks import TabularBenchmark
@@ -101,6 +103,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None, help="keep traced graphs here between runs")
     parser.add_argument("--pretrained", default=None, help="saved pre-trained predictor: loaded if present, else written")
     parser.add_argument("--use-ray", default="false", choices=("auto", "true", "false"))
+    parser.add_argument("--ensemble", type=int, default=1, help="members per predictor (seeds seed*N .. seed*N+N-1)")
     parser.add_argument("--stack", default="", help="our zero-cost proxies to stack with the CG predictor, e.g. naswot,jacov")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -149,10 +152,15 @@ def main() -> None:
             rng = np.random.default_rng(seed)
             chosen = rng.choice(pool, size=n_labels, replace=False) if n_labels else np.array([], int)
             held_out = np.setdiff1d(np.arange(len(archs)), chosen)
-            model = CGPredictor(**settings, seed=seed)
-            model.reader = reader
-            if pretrained is not None:
-                model.pretrained_state_ = pretrained.pretrained_state_
+            def member(member_seed: int) -> CGPredictor:
+                model = CGPredictor(**settings, seed=member_seed)
+                model.reader = reader
+                if pretrained is not None:
+                    model.pretrained_state_ = pretrained.pretrained_state_
+                return model
+
+            members = [seed * args.ensemble + k for k in range(args.ensemble)]
+            model = EnsemblePredictor(member, members) if args.ensemble > 1 else member(seed)
             start = time.perf_counter()
             share = {"nb201": args.target_share} if n_labels and args.target_share != 1.0 else None
             model.fit(source_archs + [archs[i] for i in chosen], source_y + list(valid[chosen]), group_share=share)
@@ -175,7 +183,8 @@ def main() -> None:
     pre = "none"
     if pretrained is not None:
         pre = f"{', '.join(pretrained.pretrain_spaces_)}, {len(pretrained.pretrain_history_)} epochs"
-    print(f"\nCG predictor ({args.conv}, {args.loss} loss, {args.label_norm} labels per space, {args.batching} batches "
+    ensemble = f"ensembles of {args.ensemble}, " if args.ensemble > 1 else ""
+    print(f"\nCG predictor ({ensemble}{args.conv}, {args.loss} loss, {args.label_norm} labels per space, {args.batching} batches "
           f"(NB201 share {args.target_share:g}), "
           f"{args.epochs} epochs, pre-training: {pre}) "
           f"fitted on NB101 (500) + NB301 (725) tables + k NB201 labels; SRCC on {len(archs)} NB201 classes "

@@ -38,6 +38,7 @@ _LAZY = {
     "GraphReader": "predictors.cg_data",
     "Reference": "predictors.reference",
     "StackedPredictor": "predictors.stacking",
+    "EnsemblePredictor": "predictors.ensemble",
     "load_builder": "predictors.reference",
 }
 __all__ = list(_LAZY)

@@ -1,0 +1,37 @@
+"""A deep ensemble: several predictors trained from different seeds, predictions averaged.
+
+A predictor trained on other spaces' labels transfers with seed-to-seed spread (CG predictor
+on NB201 with 0 NB201 labels: SRCC 0.774-0.803 over three seeds); averaging the members
+removes most of it and lands above the best single member's mean (see
+``bench/predictor_transfer.py --ensemble``).  Members are independent, so on a Ray cluster
+they can be fitted as tasks; here they are fitted one after another.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+
+class EnsemblePredictor:
+    """``make(seed)`` builds one member (anything with ``fit`` / ``predict -> (mean, std)``);
+    ``seeds`` are the members' seeds.  ``predict`` returns the members' mean prediction and
+    the total spread: ``sqrt(mean of member variances + variance of member means)``."""
+
+    def __init__(self, make: Callable[[int], Any], seeds: Sequence[int] = (0, 1, 2)):
+        if len(seeds) < 1 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {list(seeds)}")
+        self.make, self.seeds = make, list(seeds)
+        self.members_: list[Any] = []
+
+    def fit(self, items: Sequence[Any], y: Sequence[float], **fit_kwargs: Any) -> "EnsemblePredictor":
+        self.members_ = [self.make(seed).fit(items, y, **fit_kwargs) for seed in self.seeds]
+        return self
+
+    def predict(self, items: Sequence[Any], **predict_kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
+        if not self.members_:
+            raise RuntimeError("EnsemblePredictor is not fitted: call fit(items, y) first")
+        outputs = [m.predict(items, **predict_kwargs) for m in self.members_]
+        means = np.array([mean for mean, _ in outputs])
+        variances = np.array([std**2 for _, std in outputs])
+        return means.mean(axis=0), np.sqrt(variances.mean(axis=0) + means.var(axis=0))
