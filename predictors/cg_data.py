@@ -32,6 +32,7 @@ from torch_geometric.data import Batch, Data
 from raynas.arch import Arch
 from raynas.graph import ComputationGraph, TraceError, trace
 from raynas.graph_features import NUM_NODE_FEATURES, OP_TYPES
+from raynas.results import write_parquet_atomic
 from search_spaces import get_space
 
 #: build options per space for Arch inputs: cell spaces one cell per stage with 16 base channels,
@@ -189,9 +190,7 @@ class GraphCache:
             schema=_SCHEMA,
         )
         shard = self.directory / f"graphs-{len(list(self.directory.glob('graphs-*.parquet'))):05d}-{os.getpid()}.parquet"
-        tmp = shard.with_suffix(".tmp")
-        pq.write_table(table, tmp)
-        tmp.replace(shard)
+        write_parquet_atomic(table, shard)
         self._on_disk.update((k, (shard, row)) for row, k in enumerate(fresh))
 
     def _remember(self, key: str, packed: Packed) -> None:

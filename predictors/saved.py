@@ -1,7 +1,7 @@
 """The one on-disk layout of a saved model: a directory with ``weights.pt`` (tensors, loaded
 with ``weights_only=True`` so a saved model cannot run code) and ``config.json`` (settings and
-histories a person can read).  Both files are written to temporary names and renamed, so a
-crash while saving leaves the previous save readable."""
+histories a person can read).  Both files are written completely to temporary names before
+either is renamed into place, so a crash while writing leaves the previous save readable."""
 from __future__ import annotations
 
 import json
@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from raynas.results import atomic_path
+
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
 
@@ -17,11 +19,9 @@ CONFIG_FILE = "config.json"
 def save_dir(path: str | Path, weights: Any, config: dict[str, Any]) -> Path:
     """Write ``weights`` (anything ``torch.save`` takes) and ``config`` (JSON) under ``path``."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    torch.save(weights, path / f"{WEIGHTS_FILE}.tmp")
-    (path / f"{CONFIG_FILE}.tmp").write_text(json.dumps(config, indent=1))
-    (path / f"{WEIGHTS_FILE}.tmp").replace(path / WEIGHTS_FILE)
-    (path / f"{CONFIG_FILE}.tmp").replace(path / CONFIG_FILE)
+    with atomic_path(path / WEIGHTS_FILE) as weights_tmp, atomic_path(path / CONFIG_FILE) as config_tmp:
+        torch.save(weights, weights_tmp)
+        config_tmp.write_text(json.dumps(config, indent=1))
     return path
 
 
