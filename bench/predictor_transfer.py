@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (label draws and initialisations)")
     parser.add_argument("--pretrain-per-space", type=int, default=0, help="unlabelled archs per space (0: no pre-training)")
     parser.add_argument("--pretrain-epochs", type=int, default=20)
-    parser.add_argument("--conv", default="gin")
+    parser.add_argument("--conv", default="gat")
     parser.add_argument("--loss", default="pairwise")
     parser.add_argument("--label-norm", default="rank")
     parser.add_argument("--batching", default="stratified")

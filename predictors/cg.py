@@ -103,7 +103,7 @@ class CGPredictor:
 
     def __init__(
         self,
-        conv: str = "gin",
+        conv: str = "gat",
         hidden: int = 64,
         layers: int = 4,
         embed_dim: int = 64,
