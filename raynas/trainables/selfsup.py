@@ -18,7 +18,6 @@ where it stopped.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -133,20 +132,11 @@ class SelfSupervisedTrainable(StandaloneTrainable):
         view2 = standardise(random_view(pixels, views, self.generator), self.data)
         return self.model.loss(view1, view2, index, self.generator), len(index)
 
-    def step(self) -> dict[str, Any]:
-        start = time.perf_counter()
-        ssl_loss = self._train_epoch()
-        self.epoch += 1
-        result: dict[str, Any] = {
-            "epoch": self.epoch,
-            "ssl_loss": ssl_loss,
-            "params": self.params,
-            "flops": self.flops,
-            "arch": str(self.arch),
-            "epoch_time_s": time.perf_counter() - start,
-        }
+    def _epoch_metrics(self, loss: float) -> dict[str, Any]:
+        result: dict[str, Any] = {"ssl_loss": loss}
         if self.settings.knn_probe:
             result["knn_acc"] = knn_accuracy(self.model.backbone, self.data, self.settings.knn_k)
-        if self.epoch >= self.settings.epochs:
-            result["done"] = True
         return result
+
+    def _final_metrics(self) -> dict[str, Any]:
+        return {}  # no test accuracy: that would need labels

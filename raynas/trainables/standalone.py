@@ -56,8 +56,8 @@ class StandaloneTrainable(tune.Trainable):
 
     Trainables that train one architecture per trial with another objective subclass it
     and override the hooks ``settings_type``, ``_build_model``, ``_cost_model``,
-    ``_train_batches``, ``_batch_loss`` and ``step``; set-up, optimiser, schedule,
-    checkpoints and ``reset_config`` stay shared.
+    ``_train_batches``, ``_batch_loss``, ``_epoch_metrics`` and ``_final_metrics``; set-up,
+    optimiser, schedule, checkpoints, ``step`` and ``reset_config`` stay shared.
     """
 
     settings_type: type[TrainerSettings] = TrainerSettings
@@ -99,21 +99,23 @@ class StandaloneTrainable(tune.Trainable):
 
     def step(self) -> dict[str, Any]:
         start = time.perf_counter()
-        train_loss = self._train_epoch()
+        loss = self._train_epoch()
         self.epoch += 1
-        result: dict[str, Any] = {
-            "epoch": self.epoch,
-            "train_loss": train_loss,
-            "val_acc": accuracy(self.model, self.data, "valid"),
-            "params": self.params,
-            "flops": self.flops,
-            "arch": str(self.arch),
-            "epoch_time_s": time.perf_counter() - start,
-        }
+        result: dict[str, Any] = {"epoch": self.epoch, **self._epoch_metrics(loss)}
+        result |= {"params": self.params, "flops": self.flops, "arch": str(self.arch)}
+        result["epoch_time_s"] = time.perf_counter() - start
         if self.epoch >= self.settings.epochs:
-            result["test_acc"] = accuracy(self.model, self.data, "test")
+            result |= self._final_metrics()
             result["done"] = True
         return result
+
+    def _epoch_metrics(self, loss: float) -> dict[str, Any]:
+        """What every epoch reports besides epoch, cost and arch (``loss``: the epoch's mean)."""
+        return {"train_loss": loss, "val_acc": accuracy(self.model, self.data, "valid")}
+
+    def _final_metrics(self) -> dict[str, Any]:
+        """What the last epoch reports in addition."""
+        return {"test_acc": accuracy(self.model, self.data, "test")}
 
     def _train_batches(self) -> Iterable[Any]:
         """One epoch of training batches."""
