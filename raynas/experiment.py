@@ -6,7 +6,10 @@ Ray does the scheduling, fault tolerance and distribution.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from typing import Any
 import ray
 from ray import tune
 
-from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table, write_parquet_atomic
+from raynas.results import atomic_path, pareto_table, plot_pareto, plot_trajectory, trials_table, write_parquet_atomic
 
 TRAINABLES = ("standalone", "benchmark", "selfsup")
 #: the metric a search optimises when none is given, per trainable
@@ -22,6 +25,8 @@ DEFAULT_METRIC = {"standalone": "val_acc", "benchmark": "val_acc", "selfsup": "s
 #: the mode of the reported metrics when none is given (others: "max")
 METRIC_MODES = {"val_acc": "max", "test_acc": "max", "knn_acc": "max", "ssl_loss": "min", "train_loss": "min",
                 "params": "min", "flops": "min"}  # fmt: skip
+#: the experiment's SearchSettings, written beside Tune's files so ``--resume DIR`` alone suffices
+SETTINGS_FILE = "raynas_settings.json"
 #: what the label-free trainable reports; a search on anything else would wait for nothing
 SELFSUP_METRICS = ("ssl_loss", "knn_acc", "params", "flops", "epoch_time_s")
 
@@ -123,10 +128,40 @@ def connect(address: str | None) -> None:
         ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
 
 
+def save_settings(settings: SearchSettings, experiment_dir: Path) -> Path:
+    """Write ``settings`` as JSON into the experiment folder (atomically: a crash leaves the
+    old file or the new one)."""
+    path = Path(experiment_dir) / SETTINGS_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(dataclasses.asdict(settings), indent=1, sort_keys=True))
+    return path
+
+
+def load_settings(experiment_dir: str | Path) -> SearchSettings | None:
+    """The settings an experiment was started with, or None for a folder without them."""
+    path = Path(experiment_dir).expanduser() / SETTINGS_FILE
+    if not path.exists():
+        return None
+    return SearchSettings(**json.loads(path.read_text()))
+
+
 def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOutcome:
-    """Run (or, with ``resume`` = an experiment dir, continue) a search and write its results."""
+    """Run (or, with ``resume`` = an experiment dir, continue) a search and write its results.
+
+    A resumed experiment keeps the settings it was started with (trainable, dataset, metric,
+    ...; only ``address`` is taken from ``settings``): Tune restores the searcher and the
+    trials, and the data the trainable gets must be the same as before.
+    """
     from searchers import make_searcher
 
+    if resume:
+        saved = load_settings(resume)
+        if saved is not None:
+            settings = dataclasses.replace(saved, address=settings.address)
+    else:  # named here, so the settings file can be written before Tune starts
+        name = settings.name or f"{settings.space}-{settings.searcher}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+        benchmark = str(Path(settings.benchmark).expanduser().resolve()) if settings.benchmark else None
+        settings = dataclasses.replace(settings, name=name, benchmark=benchmark)
     settings.check()
     connect(settings.address)
     trainable = _trainable(settings)
@@ -160,6 +195,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                 verbose=1,
             ),
         )
+        save_settings(settings, Path(settings.storage).expanduser().resolve() / settings.name)
     results = tuner.fit()
     return summarise(results, settings.metric, settings.mode, settings.objectives)
 

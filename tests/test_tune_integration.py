@@ -18,7 +18,6 @@ from ray import tune
 from conftest import REPO, benchmark_file
 from raynas.cli import main as cli_main
 from raynas.data import load_dataset
-from raynas.experiment import SearchSettings, run_search
 from raynas.trainables import StandaloneTrainable
 from searchers import make_searcher
 from search_spaces import get_space
@@ -75,13 +74,18 @@ def _finished_trials(folder: Path) -> int:
     return done
 
 
-def test_interrupted_search_resumes_to_the_requested_trials(ray_session, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_interrupted_search_resumes_to_the_requested_trials(stop, ray_session, tmp_path, capsys):
+    """The driver is interrupted (SIGINT: Tune saves and stops; SIGKILL: nothing saved at
+    the end) after 2 of 6 trials; ``raynas search --resume DIR`` alone, with none of the
+    first run's flags, finishes exactly the 6 trials with the first run's settings (dataset,
+    metric train_loss to minimise), the restored searcher proposing no architecture twice."""
     address = ray_session.get_runtime_context().gcs_address
     command = [
         sys.executable, "-m", "raynas.cli", "search", "--space", "nb201", "--searcher", "rea",
-        "--dataset", "digits", "--num-samples", "6", "--epochs", "2", "--max-concurrent", "1",
+        "--dataset", "synthetic:512", "--num-samples", "6", "--epochs", "2", "--max-concurrent", "1",
         "--storage", str(tmp_path), "--name", "interrupted", "--address", address, "--seed", "1",
-        "--set", 'build={"C": 8, "N": 1}',
+        "--set", 'build={"C": 4, "N": 1}', "--metric", "train_loss",
     ]  # fmt: skip
     driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     folder = tmp_path / "interrupted"
@@ -89,15 +93,27 @@ def test_interrupted_search_resumes_to_the_requested_trials(ray_session, tmp_pat
     while _finished_trials(folder) < 2 and time.time() < deadline and driver.poll() is None:
         time.sleep(0.5)
     assert driver.poll() is None, "the driver ended before it could be interrupted"
-    driver.send_signal(signal.SIGINT)
+    driver.send_signal(stop)
     driver.wait(timeout=120)
     assert 2 <= _finished_trials(folder) < 6
+    # a killed driver's trial actors live on until Ray reaps its job; resuming while they
+    # still write into the trial folders would race with them (a user resumes later)
+    deadline = time.time() + 60
+    while ray_session.available_resources().get("CPU", 0) < ray_session.cluster_resources()["CPU"]:
+        assert time.time() < deadline, "the interrupted driver's trials still hold CPUs after 60 s"
+        time.sleep(0.5)
 
-    outcome = run_search(SearchSettings(num_samples=6), resume=str(folder))
-    table = pq.read_table(outcome.trials_path).to_pylist()
-    assert outcome.num_trials == 6 and all(r["status"] == "TERMINATED" for r in table)
+    assert cli_main(["search", "--resume", str(folder), "--address", address]) == 0
+    table = pq.read_table(folder / "trials.parquet").to_pylist()
+    assert len(table) == 6 and all(r["status"] == "TERMINATED" for r in table), [r["error"] for r in table]
     assert len({SPACE.parse(r["arch"]).key for r in table}) == 6
-    assert all(r["epoch"] == 2 for r in table)
+    assert all(r["epoch"] == 2 and json.loads(r["config"])["dataset"] == "synthetic:512" for r in table)
+    data = load_dataset("synthetic:512")  # 3 channels, 4 classes: digits would give other sizes
+    for row in table:
+        model = SPACE.build(SPACE.parse(row["arch"]), num_classes=data.num_classes, in_shape=data.in_shape, C=4, N=1)
+        assert row["params"] == sum(p.numel() for p in model.parameters())
+    best = min(table, key=lambda r: r["train_loss"])
+    assert f"best architecture  {best['arch']}" in capsys.readouterr().out
 
 
 def test_cli_search_on_a_benchmark_table_writes_results(ray_session, tmp_path, capsys):

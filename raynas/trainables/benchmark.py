@@ -13,6 +13,7 @@ from typing import Any
 from ray import tune
 
 from raynas.benchmarks import TabularBenchmark
+from raynas.trainables.settings import ray_node_id
 
 
 @lru_cache(maxsize=4)
@@ -29,6 +30,7 @@ class BenchmarkTrainable(tune.Trainable):
 
     def setup(self, config: dict[str, Any], benchmark: TabularBenchmark | None = None) -> None:
         self._shared = benchmark
+        self.node_id = ray_node_id()
         self._configure(config)
 
     def _configure(self, config: dict[str, Any]) -> None:
@@ -56,6 +58,7 @@ class BenchmarkTrainable(tune.Trainable):
             "epoch": epochs,
             "val_acc": self.table.query(self.arch, "valid", epochs),
             "arch": str(self.arch),
+            "node_id": self.node_id,
             **self.table.info(self.arch),
         }
         if self.table.has("test", epochs):

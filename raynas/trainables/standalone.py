@@ -17,7 +17,7 @@ from ray import tune
 from torch import nn
 
 from raynas.data import ImageDataset, load_dataset
-from raynas.trainables.settings import TrainerSettings, decode_trial, use_allotted_threads
+from raynas.trainables.settings import TrainerSettings, decode_trial, ray_node_id, use_allotted_threads
 
 _DATASETS: dict[str, ImageDataset] = {}
 
@@ -64,6 +64,7 @@ class StandaloneTrainable(tune.Trainable):
 
     def setup(self, config: dict[str, Any], data: ImageDataset | None = None) -> None:
         use_allotted_threads()
+        self.node_id = ray_node_id()
         self._shared_data = data
         self._configure(config)
 
@@ -102,7 +103,7 @@ class StandaloneTrainable(tune.Trainable):
         loss = self._train_epoch()
         self.epoch += 1
         result: dict[str, Any] = {"epoch": self.epoch, **self._epoch_metrics(loss)}
-        result |= {"params": self.params, "flops": self.flops, "arch": str(self.arch)}
+        result |= {"params": self.params, "flops": self.flops, "arch": str(self.arch), "node_id": self.node_id}
         result["epoch_time_s"] = time.perf_counter() - start
         if self.epoch >= self.settings.epochs:
             result |= self._final_metrics()
