@@ -64,12 +64,12 @@ class StandaloneTrainable(tune.Trainable):
 
     def setup(self, config: dict[str, Any], data: ImageDataset | None = None) -> None:
         use_allotted_threads()
-        self.node_id = ray_node_id()
         self._shared_data = data
         self._configure(config)
 
     def _configure(self, config: dict[str, Any]) -> None:
         self.settings, self.space, self.arch = decode_trial(config, self.settings_type)
+        self.node_id = ray_node_id()
         s = self.settings
         self.data = dataset_for(s.dataset, self._shared_data)
         torch.manual_seed(s.seed)
