@@ -45,6 +45,7 @@ from ray import tune
 from torch import nn
 
 from raynas.arch import Arch
+from raynas.trainable_base import ReconfigurableTrainable
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
 from search_spaces.nago_net import (
     LEVELS, OPS, NAGONetwork, effective_k, network_params, sample_dag, split_stages, width_for_budget,
@@ -357,7 +358,7 @@ class NagoSpace(SearchSpace):
         return graph
 
 
-class SampledTrainable(tune.Trainable):
+class SampledTrainable(ReconfigurableTrainable):
     """Trains ``graph_samples`` draws of one generator config; reports their mean and spread.
 
     Draw ``i`` is the config's architecture with graph seed ``graph_seed + i``, trained
@@ -390,11 +391,6 @@ class SampledTrainable(tune.Trainable):
             draw._shared_data = self._shared_data
             draw._configure({**config, "graph_seed": arch.spec.seed + i})
             self.draws.append(draw)
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._configure(new_config)
-        self.config = new_config
-        return True
 
     def step(self) -> dict[str, Any]:
         results = [draw.step() for draw in self.draws]

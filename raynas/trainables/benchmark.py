@@ -10,9 +10,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from ray import tune
 
 from raynas.benchmarks import TabularBenchmark
+from raynas.trainable_base import ReconfigurableTrainable
 from raynas.trainables.settings import ray_node_id
 
 
@@ -22,7 +22,7 @@ def load_benchmark(path: str, space: str, dataset: str) -> TabularBenchmark:
     return TabularBenchmark.from_parquet(path, space, dataset)
 
 
-class BenchmarkTrainable(tune.Trainable):
+class BenchmarkTrainable(ReconfigurableTrainable):
     """Config keys: the space's keys, ``space``, ``benchmark`` (Parquet path), ``dataset``.
 
     Pass ``benchmark=`` through ``tune.with_parameters`` to share one loaded table.
@@ -45,11 +45,6 @@ class BenchmarkTrainable(tune.Trainable):
         full = self.table.full_epochs
         self.schedule: list[int | None] = [*self.table.short_schedules("valid"), full]
         self.position = 0
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._configure(new_config)
-        self.config = new_config
-        return True
 
     def step(self) -> dict[str, Any]:
         epochs = self.schedule[self.position]

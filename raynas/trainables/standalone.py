@@ -13,10 +13,10 @@ import time
 from typing import Any, Iterable
 
 import torch
-from ray import tune
 from torch import nn
 
 from raynas.data import ImageDataset, load_dataset
+from raynas.trainable_base import ReconfigurableTrainable
 from raynas.trainables.settings import TrainerSettings, decode_trial, ray_node_id, use_allotted_threads
 
 _DATASETS: dict[str, ImageDataset] = {}
@@ -48,7 +48,7 @@ def accuracy(model: nn.Module, data: ImageDataset, split: str, batch_size: int =
     return 100.0 * correct / data.size(split)
 
 
-class StandaloneTrainable(tune.Trainable):
+class StandaloneTrainable(ReconfigurableTrainable):
     """Trains ``space.decode(config)`` from scratch; reports ``val_acc`` every epoch.
 
     Use ``tune.with_parameters(StandaloneTrainable, data=dataset)`` to share one dataset
@@ -92,11 +92,6 @@ class StandaloneTrainable(tune.Trainable):
     def _cost_model(self) -> nn.Module:
         """The network whose ``params`` and ``flops`` are reported."""
         return self.model
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._configure(new_config)
-        self.config = new_config
-        return True
 
     def step(self) -> dict[str, Any]:
         start = time.perf_counter()

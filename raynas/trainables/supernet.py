@@ -30,6 +30,7 @@ from torch import nn
 
 from raynas.arch import Arch
 from raynas.data import ImageDataset
+from raynas.trainable_base import ReconfigurableTrainable
 from raynas.trainables.settings import TrainerSettings, use_allotted_threads
 from raynas.trainables.standalone import dataset_for
 from raynas.trainables.supernet_net import SUPERNETS, build_supernet, use_batch_statistics
@@ -227,7 +228,7 @@ def load_supernet_state(checkpoint: tune.Checkpoint | str) -> dict[str, Any]:
     return torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False)["supernet"]
 
 
-class SupernetTrainable(tune.Trainable):
+class SupernetTrainable(ReconfigurableTrainable):
     """Trains the supernet of ``config["space"]`` ("nb201" or "darts") one epoch per step.
 
     Config: the :class:`SupernetSettings` keys.  Reports ``epoch``, ``train_loss``,
@@ -256,11 +257,6 @@ class SupernetTrainable(tune.Trainable):
         self.probes = probe_archs(self.space, s.probe_archs)
         self.last_probe: list[float] | None = None
         self.epoch = 0
-
-    def reset_config(self, new_config: dict[str, Any]) -> bool:
-        self._configure(new_config)
-        self.config = new_config
-        return True
 
     def step(self) -> dict[str, Any]:
         start = time.perf_counter()
