@@ -10,7 +10,6 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-
 from raynas.benchmarks import TabularBenchmark
 from raynas.trainable_base import ReconfigurableTrainable
 from raynas.trainables.settings import ray_node_id
