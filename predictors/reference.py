@@ -81,6 +81,7 @@ class Reference:
     archs: list[Arch]
     accuracy: np.ndarray
     predictor: CGPredictor
+    _scored: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_table(
@@ -113,15 +114,23 @@ class Reference:
     def fit(self) -> "Reference":
         """Fit the predictor on the reference architectures."""
         self.predictor.fit(self.archs, self.accuracy)
+        self._scored = None
         return self
+
+    def _references(self) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted accuracy and unit-length embedding of every reference arch, computed once
+        (per fit) however many models are scored."""
+        if self._scored is None:
+            mean, _ = self.predictor.predict(self.archs)
+            self._scored = (mean, _unit(self.predictor.embed(self.archs)))
+        return self._scored
 
     def score(self, model: nn.Module, neighbours: int = 3) -> ReferenceScore:
         """Predict ``model``'s accuracy in this reference's units and place it among the references."""
-        mean, std = self.predictor.predict([model], groups=[self.space])
-        ref_mean, _ = self.predictor.predict(self.archs)
-        vectors = self.predictor.embed([model, *self.archs])
-        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        cosine = unit[1:] @ unit[0]
+        graph = self.predictor.graphs([model])  # traced once, for the prediction and the embedding
+        mean, std = self.predictor.predict(graph, groups=[self.space])
+        ref_mean, ref_unit = self._references()
+        cosine = ref_unit @ _unit(self.predictor.embed(graph))[0]
         closest = np.argsort(-cosine)[:neighbours]
         return ReferenceScore(
             predicted=float(mean[0]),
@@ -132,3 +141,7 @@ class Reference:
             neighbours=[(str(self.archs[i]), float(self.accuracy[i]), float(cosine[i])) for i in closest],
         )
 
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
