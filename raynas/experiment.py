@@ -17,6 +17,7 @@ from typing import Any
 import ray
 from ray import tune
 
+from raynas import storage
 from raynas.results import atomic_path, pareto_table, plot_pareto, plot_trajectory, trials_table, write_parquet_atomic
 
 TRAINABLES = ("standalone", "benchmark", "selfsup")
@@ -128,21 +129,30 @@ def connect(address: str | None) -> None:
         ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
 
 
-def save_settings(settings: SearchSettings, experiment_dir: Path) -> Path:
-    """Write ``settings`` as JSON into the experiment folder (atomically: a crash leaves the
-    old file or the new one)."""
-    path = Path(experiment_dir) / SETTINGS_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(dataclasses.asdict(settings), indent=1, sort_keys=True))
-    return path
+def save_settings(settings: SearchSettings, experiment_dir: str | Path) -> str:
+    """Write ``settings`` as JSON into the experiment folder, a local path or a URI
+    (atomically: a crash leaves the old file or the new one)."""
+    text = json.dumps(dataclasses.asdict(settings), indent=1, sort_keys=True)
+    local = local_folder(experiment_dir)
+    with atomic_path(local / SETTINGS_FILE) as tmp:
+        tmp.write_text(text)
+    if storage.is_uri(experiment_dir):
+        storage.upload([local / SETTINGS_FILE], str(experiment_dir))
+    return storage.join(str(experiment_dir), SETTINGS_FILE)
 
 
 def load_settings(experiment_dir: str | Path) -> SearchSettings | None:
     """The settings an experiment was started with, or None for a folder without them."""
-    path = Path(experiment_dir).expanduser() / SETTINGS_FILE
-    if not path.exists():
-        return None
-    return SearchSettings(**json.loads(path.read_text()))
+    text = storage.read_text(storage.join(str(experiment_dir), SETTINGS_FILE))
+    return None if text is None else SearchSettings(**json.loads(text))
+
+
+def local_folder(experiment_dir: str | Path) -> Path:
+    """Where raynas writes an experiment's own files on this machine: the folder itself, or
+    for a URI ``~/ray_results/<experiment name>`` (copied up to the URI afterwards)."""
+    if storage.is_uri(experiment_dir):
+        return Path("~/ray_results").expanduser() / str(experiment_dir).rstrip("/").rsplit("/", 1)[-1]
+    return Path(experiment_dir).expanduser()
 
 
 def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOutcome:
@@ -166,7 +176,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     connect(settings.address)
     trainable = _trainable(settings)
     if resume:
-        tuner = tune.Tuner.restore(str(Path(resume).expanduser()), trainable=trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(storage.resolve(resume), trainable=trainable, resume_errored=True)
     else:
         options = dict(settings.searcher_options)
         if settings.searcher == "nevergrad":
@@ -187,7 +197,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
             ),
             run_config=tune.RunConfig(
                 name=settings.name,
-                storage_path=str(Path(settings.storage).expanduser().resolve()),
+                storage_path=storage.resolve(settings.storage),
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=0 if settings.trainable == "benchmark" else 1, num_to_keep=1
                 ),
@@ -195,15 +205,17 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                 verbose=1,
             ),
         )
-        save_settings(settings, Path(settings.storage).expanduser().resolve() / settings.name)
+        save_settings(settings, storage.join(storage.resolve(settings.storage), settings.name))
     results = tuner.fit()
     return summarise(results, settings.metric, settings.mode, settings.objectives)
 
 
 def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None) -> SearchOutcome:
     """Write ``trials.parquet`` and ``search_trajectory.png`` beside Tune's files; with
-    several ``objectives`` also ``pareto.parquet`` and ``pareto_front.png``."""
-    experiment_dir = Path(results.experiment_path)
+    several ``objectives`` also ``pareto.parquet`` and ``pareto_front.png``.  For storage at
+    a URI they are written to :func:`local_folder` and copied up; the outcome names the
+    local copies."""
+    experiment_dir = local_folder(results.experiment_path)
     table = trials_table(results)
     trials_path = write_parquet_atomic(table, experiment_dir / "trials.parquet")
     values = table.column(metric).to_pylist() if metric in table.column_names else []
@@ -223,4 +235,7 @@ def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] |
         outcome.pareto_path = write_parquet_atomic(front, experiment_dir / "pareto.parquet")
         outcome.pareto_plot_path = plot_pareto(table, front, objectives, experiment_dir / "pareto_front.png")
         outcome.pareto_front = front.to_pylist()
+    if storage.is_uri(results.experiment_path):
+        written = [outcome.trials_path, outcome.plot_path, outcome.pareto_path, outcome.pareto_plot_path]
+        storage.upload([p for p in written if p is not None], results.experiment_path)
     return outcome

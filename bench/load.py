@@ -1,0 +1,160 @@
+"""Load: thousands of NB201 table trials through Ray Tune, the way ``raynas search`` runs them.
+
+For each searcher: wall time, trials per second (first and last 10 %), peak resident memory
+of the driver, of the largest Ray worker and of all Ray processes together (sampled), and
+the searcher's ``suggest`` latency p50 / p99 around 100 and around N observations, with the
+growth exponent between them (1.0 = linear; a capped surrogate should stay near 0).
+
+    python bench/load.py --trials 2000 --searchers rea,embedding-gp \
+        --embeddings /path/nb201_embeddings.parquet
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import threading
+import time
+
+import numpy as np
+import psutil
+import ray
+from ray import tune
+
+from raynas.benchmarks import TabularBenchmark
+from raynas.experiment import summarise
+from raynas.trainables import BenchmarkTrainable
+from searchers import make_searcher
+
+MB = 2**20
+
+
+class MemorySampler(threading.Thread):
+    """Peak RSS of every process under this driver (raylet, GCS, workers), sampled."""
+
+    def __init__(self, period_s: float = 0.5):
+        super().__init__(daemon=True)
+        self.period_s = period_s
+        self.peak_total = 0
+        self.peak_worker = 0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        root = psutil.Process()
+        while not self.stopped.wait(self.period_s):
+            total, worker = 0, 0
+            for process in root.children(recursive=True):
+                try:
+                    rss = process.memory_info().rss
+                    name = " ".join(process.cmdline()[:1])
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                total += rss
+                if name.startswith("ray::"):
+                    worker = max(worker, rss)
+            self.peak_total = max(self.peak_total, total)
+            self.peak_worker = max(self.peak_worker, worker)
+
+
+def timed_suggest(searcher: object, log: list[tuple[int, float]]) -> None:
+    """Record (observations so far, seconds) for every ``suggest`` of ``searcher``."""
+    suggest = searcher.suggest
+
+    def wrapper(trial_id: str):
+        start = time.perf_counter()
+        config = suggest(trial_id)
+        log.append((len(searcher.history), time.perf_counter() - start))
+        return config
+
+    searcher.suggest = wrapper
+
+
+def run_one(name: str, table: TabularBenchmark, trials: int, concurrency: int, options: dict, seed: int) -> dict:
+    searcher = make_searcher(name, table.space, "val_acc", "max", seed, **options)
+    latencies: list[tuple[int, float]] = []
+    timed_suggest(searcher, latencies)
+    finished: list[float] = []
+
+    class Clock(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            finished.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as storage:
+        start = time.perf_counter()
+        tuner = tune.Tuner(
+            tune.with_parameters(BenchmarkTrainable, benchmark=table),
+            param_space={"space": "nb201", "dataset": table.dataset},
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, metric="val_acc", mode="max", num_samples=trials,
+                max_concurrent_trials=concurrency, reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(storage_path=storage, name=f"load-{name}", verbose=0, callbacks=[Clock()]),
+        )
+        results = tuner.fit()
+        fit_s = time.perf_counter() - start
+        outcome = summarise(results, "val_acc", "max")
+        wall_s = time.perf_counter() - start
+        errors = sum(r.error is not None for r in results)
+    return {
+        "trials": outcome.num_trials, "errors": errors, "fit_s": fit_s, "wall_s": wall_s,
+        "best": outcome.best_metrics.get("test_acc"), "latencies": latencies, "finished": np.array(finished) - start,
+    }
+
+
+def window(latencies: list[tuple[int, float]], around: int, width: int = 50) -> np.ndarray:
+    """Suggest seconds with ``around - width < observations <= around``."""
+    return np.array([s for n, s in latencies if around - width < n <= around])
+
+
+def throughput(finished: np.ndarray, fraction: float = 0.1) -> tuple[float, float]:
+    """Trials per second over the first and the last ``fraction`` of completions."""
+    k = max(2, int(len(finished) * fraction))
+    first, last = np.sort(finished)[:k], np.sort(finished)[-k:]
+    return (k - 1) / max(first[-1] - first[0], 1e-9), (k - 1) / max(last[-1] - last[0], 1e-9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--benchmark", default="../shared/benchmarks/nb201_all.parquet")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--searchers", default="rea,embedding-gp")
+    parser.add_argument("--trials", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--embeddings", default="one-hot", help="embedding table (Parquet) for embedding-*, or one-hot")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    table = TabularBenchmark.from_parquet(args.benchmark, "nb201", args.dataset)
+    ray.init(include_dashboard=False, log_to_driver=False)
+    sampler = MemorySampler()
+    sampler.start()
+    rows = []
+    for name in args.searchers.split(","):
+        options = {"embeddings": args.embeddings} if name.startswith("embedding-") else {}
+        sampler.peak_total = sampler.peak_worker = 0
+        run = run_one(name, table, args.trials, args.concurrency, options, args.seed)
+        lo, hi = min(100, args.trials), args.trials
+        early, late = window(run["latencies"], lo), window(run["latencies"], hi)
+        growth = np.log(np.median(late) / np.median(early)) / np.log(hi / lo) if len(early) and len(late) else np.nan
+        first_tps, last_tps = throughput(run["finished"])
+        rows.append((name, run, early, late, growth, first_tps, last_tps, sampler.peak_worker, sampler.peak_total))
+    driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    sampler.stopped.set()
+
+    print(f"{args.trials} NB201 ({args.dataset}) table trials per searcher through Tune, concurrency "
+          f"{args.concurrency}, reuse_actors, {os.cpu_count()} CPUs; embeddings: {args.embeddings}\n")
+    print("| searcher | trials (errors) | wall s | trials/s first / last 10 % | suggest ms p50 / p99 at 100 obs "
+          f"| at {args.trials} obs | growth exponent | worker peak MB | all Ray processes peak MB | best test_acc |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, run, early, late, growth, first_tps, last_tps, worker, total in rows:
+        def cell(x: np.ndarray) -> str:
+            return f"{1e3 * np.median(x):.1f} / {1e3 * np.quantile(x, 0.99):.1f}" if len(x) else "-"
+
+        print(f"| {name} | {run['trials']} ({run['errors']}) | {run['wall_s']:.0f} | {first_tps:.1f} / {last_tps:.1f} "
+              f"| {cell(early)} | {cell(late)} | {growth:.2f} | {worker / MB:.0f} | {total / MB:.0f} | {run['best']:.2f} |")
+    print(f"\ndriver peak RSS over the whole run: {driver_peak / MB:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
