@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -36,17 +36,22 @@ EXTRA_COLUMNS: dict[str, tuple[str, float]] = {
 _ACC_COLUMN = re.compile(r"^(?P<dataset>[a-z0-9]+)_(?P<split>valid|test)_acc(?:_(?P<epochs>\d+)ep)?$")
 
 
-def read_parquet(path: str | Path) -> pa.Table:
-    """Read a Parquet table, turning I/O and format failures into errors that name the file."""
+def read_parquet(path: str | Path, what: str = "benchmark table", columns: Sequence[str] = ()) -> pa.Table:
+    """Read a Parquet table, turning I/O and format failures and missing ``columns`` into
+    errors that name the file (as ``what``)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"benchmark table {path} does not exist (expected a Parquet file)")
+        raise FileNotFoundError(f"{what} {path} does not exist (expected a Parquet file)")
     if path.is_dir():  # pyarrow would read every file below it as one dataset (think of "/")
-        raise ValueError(f"benchmark table {path} is a directory; give the Parquet file itself")
+        raise ValueError(f"{what} {path} is a directory; give the Parquet file itself")
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
-        raise ValueError(f"benchmark table {path} is not a readable Parquet file: {err}") from err
+        raise ValueError(f"{what} {path} is not a readable Parquet file: {err}") from err
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise ValueError(f"{what} {path} lacks columns {missing}; has {table.column_names}")
+    return table
 
 
 @dataclass

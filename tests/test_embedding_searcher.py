@@ -86,3 +86,78 @@ def test_rank_warp_keeps_the_order_and_tames_outliers():
     assert np.array_equal(_warped(values, "none"), values)
     with pytest.raises(ValueError, match="warp must be one of"):
         EmbeddingSearcher(EMBEDDINGS, "gp-ei", warp="log")
+
+
+def test_hyperparameters_are_refitted_on_a_geometric_schedule(monkeypatch):
+    import searchers.embedding as module
+
+    fits = []
+    original = module.GPSurrogate.fit
+
+    def counting_fit(self, X, y, hyper_from=None):
+        fits.append(hyper_from is None)
+        return original(self, X, y, hyper_from)
+
+    monkeypatch.setattr(module.GPSurrogate, "fit", counting_fit)
+    searcher = EmbeddingSearcher(EMBEDDINGS, "gp-ei", "val_acc", "max", seed=0, num_initial=2, refit_until=10, refit_growth=0.5)
+    archs = run(searcher, 40)
+    assert len({a.key for a in archs}) == 40
+    # every step fits up to 10 observations, then only at 15, 23, 35 (50 % growth each)
+    assert sum(fits) == 9 + 3 and len(fits) == 38
+
+
+def test_conditioning_on_fitted_hyperparameters_reproduces_the_fit():
+    from predictors.gp import GPSurrogate
+
+    rng = np.random.default_rng(0)
+    X, grid = rng.normal(size=(60, 4)), rng.normal(size=(500, 4))
+    y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=60)
+    fitted = GPSurrogate().fit(X, y)
+    conditioned = GPSurrogate().fit(X, y, hyper_from=fitted)
+    assert np.allclose(fitted.log_ei(grid), conditioned.log_ei(grid))
+    more = GPSurrogate().fit(np.vstack([X, grid[:5]]), np.r_[y, np.sin(grid[:5, 0])], hyper_from=fitted)
+    mean, std = more.predict(grid[:5])
+    assert np.all(std < fitted.predict(grid[:5])[1])  # the new observations are now known
+
+
+class _ObjectivePredictor:
+    def predict(self, archs):
+        mean = np.array([objective(a) for a in archs], dtype=float)
+        return mean, np.zeros_like(mean)
+
+
+def test_a_prior_from_a_table_a_mapping_or_a_predictor_gives_the_same_scores(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from searchers.embedding import prior_scores
+
+    scores = {a.text: objective(a) for a in POOL}
+    pq.write_table(pa.table({"arch": list(scores), "score": list(scores.values())}), tmp_path / "prior.parquet")
+    from_table = prior_scores(str(tmp_path / "prior.parquet"), EMBEDDINGS)
+    assert np.allclose(from_table, prior_scores(scores, EMBEDDINGS))
+    assert np.allclose(from_table, prior_scores(_ObjectivePredictor(), EMBEDDINGS))
+    half = prior_scores(dict(list(scores.items())[:150]), EMBEDDINGS)  # the rest get the median
+    assert np.isfinite(half).all() and len(np.unique(half[150:])) == 1
+    pq.write_table(pa.table({"arch": list(scores)}), tmp_path / "bad.parquet")
+    with pytest.raises(ValueError, match=r"prior table .* lacks columns \['score'\]"):
+        prior_scores(str(tmp_path / "bad.parquet"), EMBEDDINGS)
+    with pytest.raises(ValueError, match="none of the embedded"):
+        prior_scores({SPACE.from_index(5).text: 1.0} if SPACE.from_index(5) not in EMBEDDINGS else {}, EMBEDDINGS)
+
+
+def test_a_good_prior_finds_the_best_sooner_and_a_noise_prior_costs_little():
+    best = max(objective(a) for a in POOL)
+
+    def queries_to_best(prior, seed):
+        searcher = EmbeddingSearcher(EMBEDDINGS, "gp-ei", "val_acc", "max", seed=seed, num_initial=3, prior=prior)
+        values = [objective(a) for a in run(searcher, 60)]
+        return values.index(best) + 1 if best in values else 61
+
+    good = {a.key: objective(a) for a in POOL}
+    reversed_ = {k: -v for k, v in good.items()}  # the fitted slope b turns negative
+    noise = dict(zip(good, np.random.default_rng(0).normal(size=len(good))))
+    without = np.mean([queries_to_best(None, s) for s in range(3)])  # 18 measured
+    assert np.mean([queries_to_best(good, s) for s in range(3)]) <= min(8, without / 2)  # 4
+    assert np.mean([queries_to_best(reversed_, s) for s in range(3)]) <= min(8, without / 2)
+    assert np.mean([queries_to_best(noise, s) for s in range(3)]) <= without + 5  # 15.7: fitted away

@@ -1,0 +1,65 @@
+"""A prior for an embedding search, from other spaces' labels only: the CG predictor fitted
+on the NB101 and NB301 tables scores every architecture of an embedding table (the pool),
+written as Parquet (``arch``, ``score``, ``std``) for ``EmbeddingSearcher(prior=...)``.
+
+    python bench/transfer_prior.py --pool emb.parquet --out prior.parquet --cache-dir graphs
+    python bench/search_nb201.py --searchers embedding-gp,embedding-gp#prior --embeddings emb.parquet \
+        --option "embedding-gp#prior:prior='prior.parquet'"
+
+With ``--benchmark`` (a table of the pool's space) it also prints the prior's SRCC there.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import torch
+from scipy.stats import spearmanr
+
+from predictors.cg import CGPredictor
+from predictors.cg_data import GraphCache, GraphReader
+from predictors.embeddings import ArchEmbeddings
+from raynas.benchmarks import TabularBenchmark
+from raynas.results import write_parquet_atomic
+
+SOURCES = (("nb101", "nb101_zc_naslib_subset.parquet"), ("darts", "nb301_zc_naslib_subset.parquet"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", required=True, help="embedding table (Parquet) whose architectures are scored")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--benchmarks", default="../shared/benchmarks", help="folder with the NB101 and NB301 tables")
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache-dir", default=None, help="keep traced graphs here between runs")
+    parser.add_argument("--benchmark", default=None, help="a table of the pool's space, to report the prior's SRCC")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    reader = GraphReader(cache=GraphCache(args.cache_dir, max_items=50_000))
+    archs, labels = [], []
+    for space, name in SOURCES:
+        table = TabularBenchmark.from_parquet(Path(args.benchmarks) / name, space, args.dataset)
+        archs += table.archs
+        labels += list(table.column("valid"))
+    pool = ArchEmbeddings.from_parquet(args.pool)
+    start = time.perf_counter()
+    predictor = CGPredictor(seed=args.seed)
+    predictor.reader = reader
+    predictor.fit(archs, labels)
+    mean, std = predictor.predict(pool.archs)
+    seconds = time.perf_counter() - start
+    write_parquet_atomic(pa.table({"arch": [str(a) for a in pool.archs], "score": mean, "std": std}), args.out)
+    print(f"fitted on {len(archs)} NB101 + NB301 archs, scored {len(pool)} {pool.space.name} archs in {seconds:.0f} s -> {args.out}")
+    if args.benchmark:
+        table = TabularBenchmark.from_parquet(args.benchmark, pool.space.name, args.dataset)
+        known = [i for i, a in enumerate(pool.archs) if a in table]
+        valid = [table.query(pool.archs[i], "valid") for i in known]
+        print(f"SRCC of the prior with {args.dataset} valid accuracy on {len(known)} archs: {spearmanr(mean[known], valid)[0]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
