@@ -30,6 +30,8 @@ import pyarrow.parquet as pq
 
 from predictors.cg import CGPredictor
 from predictors.cg_data import GraphCache, GraphReader
+from predictors.embedding_gp import EmbeddingGPPredictor
+from predictors.embeddings import ArchEmbeddings
 from predictors.ensemble import EnsemblePredictor
 from predictors.stacking import StackedPredictor
 from predictors.zero_cost import ZeroCostPredictor
@@ -105,6 +107,8 @@ def main() -> None:
     parser.add_argument("--use-ray", default="false", choices=("auto", "true", "false"))
     parser.add_argument("--ensemble", type=int, default=1, help="members per predictor (seeds seed*N .. seed*N+N-1)")
     parser.add_argument("--stack", default="", help="our zero-cost proxies to stack with the CG predictor, e.g. naswot,jacov")
+    parser.add_argument("--stack-embeddings", default=None, help="NB201 embedding table: stack a GP on them (fitted on the NB201 labels)")
+    parser.add_argument("--stack-weights", default=None, help="stacking weights, CG first, e.g. 3,1")
     args = parser.parse_args()
     torch.set_num_threads(1)
     use_ray = {"auto": "auto", "true": True, "false": False}[args.use_ray]
@@ -144,6 +148,14 @@ def main() -> None:
         if args.pretrained:
             pretrained.save(args.pretrained)
 
+    stack_embeddings = ArchEmbeddings.from_parquet(args.stack_embeddings, "nb201") if args.stack_embeddings else None
+
+    def weights(members: int) -> list[float] | None:
+        if not args.stack_weights:
+            return None
+        given = [float(w) for w in args.stack_weights.split(",")]
+        return given[: members + 1] if len(given) > members else None
+
     seeds = [int(v) for v in args.seeds.split(",")]
     rows = []
     for n_labels in (int(v) for v in args.labels.split(",")):
@@ -163,16 +175,17 @@ def main() -> None:
             model = EnsemblePredictor(member, members) if args.ensemble > 1 else member(seed)
             start = time.perf_counter()
             share = {"nb201": args.target_share} if n_labels and args.target_share != 1.0 else None
-            model.fit(source_archs + [archs[i] for i in chosen], source_y + list(valid[chosen]), group_share=share)
+            members = proxies + ([EmbeddingGPPredictor(stack_embeddings)] if stack_embeddings and n_labels else [])
+            stack = StackedPredictor(model, "nb201", members, weights=weights(len(members))) if members else None
+            items, labels = source_archs + [archs[i] for i in chosen], source_y + list(valid[chosen])
+            (stack or model).fit(items, labels, group_share=share)
             fit_s = time.perf_counter() - start
             start = time.perf_counter()
-            mean, _ = model.predict([archs[i] for i in held_out])
+            held = [archs[i] for i in held_out]
+            mean, _ = (stack if stack and not proxies else model).predict(held)  # proxies: too slow for all
             rate = len(held_out) / (time.perf_counter() - start)
             on_zc = spearmanr(model.predict(zc_archs)[0], zc_y)[0]
-            stacked = np.nan
-            if proxies:
-                stack = StackedPredictor(model, "nb201", proxies).calibrate()
-                stacked = spearmanr(stack.predict(zc_archs)[0], zc_y)[0]
+            stacked = np.nan if stack is None else spearmanr(stack.predict(zc_archs)[0], zc_y)[0]
             results.append((spearmanr(mean, valid[held_out])[0], spearmanr(mean, test[held_out])[0], fit_s, rate,
                             on_zc, stacked))  # fmt: skip
             print(f"labels {n_labels} seed {seed}: SRCC valid {results[-1][0]:.3f} test {results[-1][1]:.3f}, "
@@ -189,6 +202,9 @@ def main() -> None:
           f"{args.epochs} epochs, pre-training: {pre}) "
           f"fitted on NB101 (500) + NB301 (725) tables + k NB201 labels; SRCC on {len(archs)} NB201 classes "
           f"({args.dataset}, class-mean accuracy; the k labelled ones excluded), mean ± std over seeds {seeds}\n")
+    if stack_embeddings is not None and not proxies:
+        print(f"With NB201 labels, the CG predictor is stacked with a GP on {args.stack_embeddings} "
+              f"(weights {args.stack_weights or 'equal'}); with 0 labels it is the CG predictor alone.\n")
     print("| NB201 labels | SRCC valid | SRCC test | fit wall s | inference archs/s (cached graphs) |")
     print("| --- | --- | --- | --- | --- |")
     for n_labels, r in rows:
@@ -199,8 +215,8 @@ def main() -> None:
     print("| predictor | " + " | ".join(f"{n} NB201 labels" for n, _ in rows) + " |")
     print("| --- |" + " --- |" * len(rows))
     print("| CG predictor | " + " | ".join(f"{r[:, 4].mean():.3f} ± {r[:, 4].std():.3f}" for _, r in rows) + " |")
-    if proxies:
-        names = "+".join(p.proxy for p in proxies)
+    if proxies or stack_embeddings is not None:
+        names = "+".join([p.proxy for p in proxies] + (["embedding GP"] if stack_embeddings is not None else []))
         print(f"| CG + our {names} (stacked) | " + " | ".join(f"{r[:, 5].mean():.3f} ± {r[:, 5].std():.3f}" for _, r in rows) + " |")
     for name, column in zc_cols.items():
         print(f"| NASLib {name} | " + " | ".join(f"{spearmanr(column, zc_y)[0]:.3f}" for _ in rows) + " |")

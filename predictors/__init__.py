@@ -39,6 +39,7 @@ _LAZY = {
     "Reference": "predictors.reference",
     "StackedPredictor": "predictors.stacking",
     "EnsemblePredictor": "predictors.ensemble",
+    "EmbeddingGPPredictor": "predictors.embedding_gp",
     "load_builder": "predictors.reference",
 }
 __all__ = list(_LAZY)

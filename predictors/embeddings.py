@@ -113,6 +113,21 @@ class ArchEmbeddings:
         return cls(space, archs, np.concatenate(blocks, axis=1))
 
 
+def reduce_vectors(vectors: np.ndarray, dim: int | None, seed: int | None = None) -> np.ndarray:
+    """Rows scaled to unit length (the encoder is trained on cosine similarities), PCA to
+    ``dim`` dimensions (if fewer than the vectors have), each scaled to unit variance: what
+    a GP on a few hundred points can use."""
+    from sklearn.decomposition import PCA
+
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors / np.where(norms > 0, norms, 1.0)
+    if dim is not None and dim < vectors.shape[1]:
+        vectors = PCA(n_components=dim, random_state=seed).fit_transform(vectors)
+    spread = vectors.std(axis=0)
+    return (vectors - vectors.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+
 def _check_columns(table: pa.Table, path: str | Path) -> None:
     """Column types and nulls, checked before any value is used, so a table written by
     something else fails with a ValueError naming the column instead of deep in numpy."""

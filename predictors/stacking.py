@@ -34,7 +34,9 @@ class StackedPredictor:
         base: the trained predictor.
         space: the target space (name); items to predict are its Arch values.
         proxies: :class:`~predictors.zero_cost.ZeroCostPredictor` instances, or proxy names built
-            with ``zero_cost_options``.
+            with ``zero_cost_options``, or other predictors of the target space to be fitted
+            on its labelled items only (e.g. an
+            :class:`~predictors.embedding_gp.EmbeddingGPPredictor`).
         zero_cost_options: keyword arguments for proxies given by name (dataset, build, ...).
         reference_size: unlabelled architectures of ``space`` the quantiles are taken against.
         weights: one per member (base first, then the proxies); default equal.
@@ -56,7 +58,7 @@ class StackedPredictor:
         self.base = base
         self.space = get_space(space).name
         options = {"space": self.space, **(zero_cost_options or {})}
-        self.proxies = [p if isinstance(p, ZeroCostPredictor) else ZeroCostPredictor(p, **options) for p in proxies]
+        self.proxies = [ZeroCostPredictor(p, **options) if isinstance(p, str) else p for p in proxies]
         count = 1 + len(self.proxies)
         w = np.full(count, 1.0) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (count,) or np.any(w < 0) or w.sum() <= 0:
@@ -64,21 +66,33 @@ class StackedPredictor:
         self.weights = w / w.sum()
         self.reference_size, self.seed = reference_size, seed
         self.reference_: list[Arch] | None = None
-        self._reference_proxies: np.ndarray | None = None  # proxies x reference, sorted per row
+        self._reference_scores: dict[int, np.ndarray] = {}  # member index -> its sorted reference scores
         self._reference_base: np.ndarray | None = None
 
     @property
     def members(self) -> list[str]:
-        return ["base", *(p.proxy for p in self.proxies)]
+        return ["base", *(getattr(p, "proxy", type(p).__name__) for p in self.proxies)]
+
+    def _learns(self, member: Any) -> bool:
+        return not isinstance(member, ZeroCostPredictor)
 
     def fit(self, items: Sequence[Any], y: Sequence[float], **fit_kwargs: Any) -> "StackedPredictor":
-        """Fit ``base`` (``fit_kwargs`` go to it), then :meth:`calibrate`."""
+        """Fit ``base`` on all ``items`` (``fit_kwargs`` go to it) and the learning members
+        on the target space's items, then :meth:`calibrate`."""
         self.base.fit(items, y, **fit_kwargs)
+        own = [i for i, item in enumerate(items) if isinstance(item, Arch) and item.space == self.space]
+        learning = list(filter(self._learns, self.proxies))
+        if learning and len(own) < 2:
+            raise ValueError(f"{[type(m).__name__ for m in learning]} learn from {self.space} labels: fit needs >= 2 of them, got {len(own)}")
+        for member in learning:
+            member.fit([items[i] for i in own], [y[i] for i in own])
         return self.calibrate()
 
     def calibrate(self) -> "StackedPredictor":
-        """Score the reference sample with the (fitted) base predictor; call after refitting it."""
+        """Score the reference sample with the (fitted) base predictor and learning members;
+        call after refitting them."""
         self._reference_base = np.sort(self.base.predict(self._reference())[0])
+        self._reference_scores = {k: v for k, v in self._reference_scores.items() if not self._learns(self.proxies[k])}
         return self
 
     def predict(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
@@ -102,11 +116,12 @@ class StackedPredictor:
     def _quantiles(self, archs: list[Arch], base: np.ndarray) -> np.ndarray:
         """``members x len(archs)``: each member's score (``base``: the base predictor's) as a
         quantile among the reference sample."""
-        if self._reference_proxies is None:
-            scores = np.array([p.predict(self._reference())[0] for p in self.proxies])
-            self._reference_proxies = np.sort(np.nan_to_num(scores, nan=-np.inf), axis=1)
         rows = [_quantile(self._reference_base, base)]  # type: ignore[arg-type]
-        rows += [_quantile(ref, p.predict(archs)[0]) for ref, p in zip(self._reference_proxies, self.proxies)]
+        for k, member in enumerate(self.proxies):
+            if k not in self._reference_scores:
+                scores = np.nan_to_num(member.predict(self._reference())[0], nan=-np.inf)
+                self._reference_scores[k] = np.sort(scores)
+            rows.append(_quantile(self._reference_scores[k], member.predict(archs)[0]))
         return np.array(rows)
 
 

@@ -15,11 +15,8 @@ import os
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm, rankdata
-from sklearn.decomposition import PCA
-
-from predictors.embeddings import ArchEmbeddings
-from predictors.gp import GPSurrogate
+from predictors.embeddings import ArchEmbeddings, reduce_vectors
+from predictors.gp import GPSurrogate, normal_scores
 from raynas.arch import Arch
 from raynas.benchmarks import read_parquet
 from searchers.base import FINISHED, ArchSearcher
@@ -91,7 +88,7 @@ class EmbeddingSearcher(ArchSearcher):
         self.prior = None if prior is None else prior_scores(prior, embeddings)
         if dim is None:
             dim = (None if embeddings.vectors.shape[1] <= 32 else 16) if optimizer == "gp-ei" else 8
-        self.points = _reduce(embeddings.vectors, dim, seed)
+        self.points = reduce_vectors(embeddings.vectors, dim, seed)
         self.free = np.ones(len(embeddings), dtype=bool)
         self.budget = budget
         self.proposer = self._new_proposer()
@@ -201,8 +198,7 @@ def prior_scores(prior: Any, embeddings: ArchEmbeddings) -> np.ndarray:
     known = np.isfinite(values)
     if not known.any():
         raise ValueError("prior scores none of the embedded architectures")
-    values = np.where(known, values, np.median(values[known]))
-    return norm.ppf((rankdata(values) - 0.5) / len(values))
+    return normal_scores(np.where(known, values, np.median(values[known])))
 
 
 def _read_prior_table(path: str | os.PathLike) -> dict[str, float]:
@@ -212,21 +208,7 @@ def _read_prior_table(path: str | os.PathLike) -> dict[str, float]:
 
 def _warped(values: np.ndarray, warp: str) -> np.ndarray:
     """``values`` as normal scores of their ranks (ties share a rank), or unchanged."""
-    if warp == "none":
-        return values
-    return norm.ppf((rankdata(values) - 0.5) / len(values))
-
-
-def _reduce(vectors: np.ndarray, dim: int | None, seed: int | None) -> np.ndarray:
-    """Rows scaled to unit length (the encoder is trained on cosine similarities), PCA to
-    ``dim`` dimensions (if fewer than the vectors have), each scaled to unit variance."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = vectors / np.where(norms > 0, norms, 1.0)
-    if dim is not None and dim < vectors.shape[1]:
-        vectors = PCA(n_components=dim, random_state=seed).fit_transform(vectors)
-    spread = vectors.std(axis=0)
-    return (vectors - vectors.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return values if warp == "none" else normal_scores(values)
 
 
 def load_embeddings(source: Any, space: Any) -> ArchEmbeddings:
