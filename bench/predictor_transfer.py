@@ -15,6 +15,7 @@ the CG predictor stacked with our own proxies (:class:`predictors.stacking.Stack
 
     python bench/predictor_transfer.py --benchmarks ../shared/benchmarks --seeds 3
     python bench/predictor_transfer.py --n-eval 2000 --pretrain-per-space 500   # quicker subset
+    python bench/predictor_transfer.py --labels 50,100 --stack-embeddings nb201_emb.parquet   # + a GP on embeddings
 """
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 
 The CG predictor transfers what other spaces' labels teach; a GP on the target space's own
 Jacobian embeddings learns only from its labels, and the two make different mistakes.
-Stacked (:class:`~predictors.stacking.StackedPredictor`), they rank better than either:
-NB201, 100 labels, 3 seeds: CG 0.876, this GP 0.814, stacked with weights 3:1 0.898.
+Stacked (:class:`~predictors.stacking.StackedPredictor`, equal weights), they rank better
+than either.  All 8,765 NB201 classes, 100 labels, 3 seeds: CG 0.876; GP on the embeddings
+of synthetic inputs through C=16 N=2 networks 0.881, stacked **0.920**; GP on the cheaper
+digits C=8 N=1 embeddings 0.814, stacked 0.894.
 """
 from __future__ import annotations
 
