@@ -52,8 +52,9 @@ class EmbeddingSearcher(ArchSearcher):
             e.g. a predictor fitted on other spaces' benchmark tables.  The GP then models
             the residual of a linear prior mean ``a + b * prior`` (``a``, ``b`` least squares
             on the observations at every step), so a good prior guides the early queries and
-            a misleading one is fitted away (``b`` -> 0).  NB201, 100 queries, 20 seeds: 94.15
-            without, 94.25 with a CG predictor fitted on the NB101 + NB301 tables (SRCC 0.83).
+            a misleading one is fitted away (``b`` -> 0).  NB201, 100 queries, 100 seeds, a CG
+            predictor fitted on the NB101 + NB301 tables as prior (SRCC 0.83): digits C=8 N=1
+            embeddings 94.14 without, 94.19 with; synthetic-input C=16 N=2 embeddings 94.28.
     """
 
     def __init__(
