@@ -176,8 +176,8 @@ def main() -> None:
             model = EnsemblePredictor(member, members) if args.ensemble > 1 else member(seed)
             start = time.perf_counter()
             share = {"nb201": args.target_share} if n_labels and args.target_share != 1.0 else None
-            members = proxies + ([EmbeddingGPPredictor(stack_embeddings)] if stack_embeddings and n_labels else [])
-            stack = StackedPredictor(model, "nb201", members, weights=weights(len(members))) if members else None
+            stacked_with = proxies + ([EmbeddingGPPredictor(stack_embeddings)] if stack_embeddings and n_labels else [])
+            stack = StackedPredictor(model, "nb201", stacked_with, weights=weights(len(stacked_with))) if stacked_with else None
             items, labels = source_archs + [archs[i] for i in chosen], source_y + list(valid[chosen])
             (stack or model).fit(items, labels, group_share=share)
             fit_s = time.perf_counter() - start

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from predictors.embeddings import ArchEmbeddings, reduce_vectors
-from predictors.gp import GPSurrogate, normal_scores
+from predictors.gp import GPSurrogate, check_warp, warped
 from raynas.arch import Arch
 
 
@@ -29,15 +29,12 @@ class EmbeddingGPPredictor:
     """
 
     def __init__(self, embeddings: ArchEmbeddings, dim: int | None = 16, warp: str = "rank", seed: int = 0):
-        if warp not in ("rank", "none"):
-            raise ValueError(f"warp must be 'rank' or 'none', got {warp!r}")
-        self.embeddings, self.warp = embeddings, warp
+        self.embeddings, self.warp = embeddings, check_warp(warp)
         self.points = reduce_vectors(embeddings.vectors, dim if dim and dim < embeddings.dim else None, seed)
         self.gp_: GPSurrogate | None = None
 
     def fit(self, archs: Sequence[Arch], y: Sequence[float], **_: object) -> "EmbeddingGPPredictor":
-        y = np.asarray(y, dtype=np.float64)
-        self.gp_ = GPSurrogate(max_train=None).fit(self._rows(archs), normal_scores(y) if self.warp == "rank" else y)
+        self.gp_ = GPSurrogate(max_train=None).fit(self._rows(archs), warped(y, self.warp))
         return self
 
     def predict(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:

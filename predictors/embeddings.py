@@ -73,10 +73,7 @@ class ArchEmbeddings:
 
     @classmethod
     def from_parquet(cls, path: str | Path, space: SearchSpace | str | None = None) -> "ArchEmbeddings":
-        table = read_parquet(path)
-        missing = [c for c in ("space", "arch", "embedding") if c not in table.column_names]
-        if missing:
-            raise ValueError(f"embedding table {path} lacks columns {missing}; has {table.column_names}")
+        table = read_parquet(path, "embedding table", columns=("space", "arch", "embedding"))
         _check_columns(table, path)
         names = set(table.column("space").to_pylist())
         if space is None:

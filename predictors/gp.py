@@ -88,6 +88,21 @@ def log_expected_improvement(mean: np.ndarray, std: np.ndarray, best: float) -> 
     return np.log(std) + _log_ei_helper(torch.from_numpy(u)).numpy()
 
 
+#: how targets are transformed before a GP fit: normal scores of their ranks, or not at all
+WARPS = ("rank", "none")
+
+
+def check_warp(warp: str) -> str:
+    if warp not in WARPS:
+        raise ValueError(f"warp must be one of {WARPS}, got {warp!r}")
+    return warp
+
+
+def warped(values: np.ndarray, warp: str) -> np.ndarray:
+    """``values`` as :func:`normal_scores` (``warp="rank"``) or unchanged (``"none"``)."""
+    return normal_scores(values) if check_warp(warp) == "rank" else np.asarray(values, dtype=np.float64)
+
+
 def normal_scores(values: np.ndarray) -> np.ndarray:
     """``values`` as normal scores of their ranks (ties share a rank): a Gaussian copula, so
     a few collapsed architectures (NB201 has cells at 10 %) do not flatten a GP fitted to

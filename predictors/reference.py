@@ -142,6 +142,5 @@ class Reference:
         )
 
 
-
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -178,6 +178,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     if resume:
         tuner = tune.Tuner.restore(storage.resolve(resume), trainable=trainable, resume_errored=True)
     else:
+        root = storage.resolve(settings.storage)
         options = dict(settings.searcher_options)
         if settings.searcher == "nevergrad":
             options.setdefault("budget", settings.num_samples)  # NGOpt picks its method from the budget
@@ -197,7 +198,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
             ),
             run_config=tune.RunConfig(
                 name=settings.name,
-                storage_path=storage.resolve(settings.storage),
+                storage_path=root,
                 checkpoint_config=tune.CheckpointConfig(
                     checkpoint_frequency=0 if settings.trainable == "benchmark" else 1, num_to_keep=1
                 ),
@@ -205,7 +206,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                 verbose=1,
             ),
         )
-        save_settings(settings, storage.join(storage.resolve(settings.storage), settings.name))
+        save_settings(settings, storage.join(root, settings.name))
     results = tuner.fit()
     return summarise(results, settings.metric, settings.mode, settings.objectives)
 

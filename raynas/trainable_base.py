@@ -8,8 +8,10 @@ subclass it without an import cycle.
 """
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Mapping
 
+import ray
 from ray import tune
 
 
@@ -18,6 +20,12 @@ class ReconfigurableTrainable(tune.Trainable):
 
     def _configure(self, config: Mapping[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _configure(config)")
+
+    @cached_property
+    def node_id(self) -> str:
+        """The Ray node this actor runs on ("" outside Ray).  Reported with every result because
+        Tune's ``node_ip`` cannot tell apart several nodes on one host (e.g. a test cluster)."""
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         self._configure(new_config)

@@ -77,7 +77,7 @@ def test_ngopt_paths_differ_between_seeds():
 
 
 def test_rank_warp_keeps_the_order_and_tames_outliers():
-    from searchers.embedding import _warped
+    from predictors.gp import warped as _warped
 
     values = np.array([10.0, 90.0, 91.0, 91.5, 92.0])
     warped = _warped(values, "rank")

@@ -12,7 +12,6 @@ from typing import Any
 
 from raynas.benchmarks import TabularBenchmark
 from raynas.trainable_base import ReconfigurableTrainable
-from raynas.trainables.settings import ray_node_id
 
 
 @lru_cache(maxsize=4)
@@ -29,7 +28,6 @@ class BenchmarkTrainable(ReconfigurableTrainable):
 
     def setup(self, config: dict[str, Any], benchmark: TabularBenchmark | None = None) -> None:
         self._shared = benchmark
-        self.node_id = ray_node_id()
         self._configure(config)
 
     def _configure(self, config: dict[str, Any]) -> None:

@@ -61,14 +61,6 @@ def decode_trial(
     return settings, space, space.decode(config)
 
 
-def ray_node_id() -> str:
-    """The Ray node this process runs on ("" outside Ray).  Reported with every result because
-    Tune's ``node_ip`` cannot tell apart several nodes on one host (e.g. a test cluster)."""
-    import ray
-
-    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
-
-
 def use_allotted_threads() -> None:
     """Run torch on the CPUs Ray gave this trial (OMP_NUM_THREADS), default one.
 

@@ -17,7 +17,7 @@ from torch import nn
 
 from raynas.data import ImageDataset, load_dataset
 from raynas.trainable_base import ReconfigurableTrainable
-from raynas.trainables.settings import TrainerSettings, decode_trial, ray_node_id, use_allotted_threads
+from raynas.trainables.settings import TrainerSettings, decode_trial, use_allotted_threads
 
 _DATASETS: dict[str, ImageDataset] = {}
 
@@ -69,7 +69,6 @@ class StandaloneTrainable(ReconfigurableTrainable):
 
     def _configure(self, config: dict[str, Any]) -> None:
         self.settings, self.space, self.arch = decode_trial(config, self.settings_type)
-        self.node_id = ray_node_id()
         s = self.settings
         self.data = dataset_for(s.dataset, self._shared_data)
         torch.manual_seed(s.seed)
