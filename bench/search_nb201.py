@@ -4,9 +4,12 @@ test accuracy of the best-by-valid architecture is reported after 50 / 100 / 150
     python bench/search_nb201.py --benchmark ../shared/benchmarks/nb201_all.parquet \
         --dataset cifar10 --searchers random,rea,tpe,nevergrad,ax --budget 150 --seeds 100 \
         --seeds-for ax=10
-    python bench/search_nb201.py --searchers predictor-rea,rea --budget 100 --seeds 20 \
-        --report 50,100 --option predictor-rea:num_candidates=20 \
-        --searchers predictor-rea#m50,rea --option predictor-rea#m50:num_candidates=50
+    python bench/search_nb201.py --searchers predictor-rea,predictor-rea#m50,rea --budget 100 \
+        --seeds 20 --report 50,100 --option predictor-rea:num_candidates=20 \
+        --option predictor-rea#m50:num_candidates=50
+    python bench/search_nb201.py --searchers embedding-gp,embedding-gp#local --budget 100 \
+        --report 25,50,100 --embeddings emb.parquet --option "embedding-gp#local:prior='prior.parquet'" \
+        --option embedding-gp#local:local=1
 
 A ``#label`` suffix names a variant of a searcher so one run can compare option settings.
 

@@ -7,7 +7,8 @@ expected improvement over every pool member not yet tried.  Any black-box optimi
 (PCA-reduced, unit-scaled) embedding space, which is mapped to the nearest architecture not
 yet evaluated; the optimiser is told the value measured there.  Because nothing here reads
 the space's encoding, the same searcher works for every space whose architectures are
-embedded.
+embedded.  ``local=1`` adds the one thing taken from the space, its move set: EI is
+maximised over the neighbours of the best architecture first.
 """
 from __future__ import annotations
 
@@ -53,6 +54,16 @@ class EmbeddingSearcher(ArchSearcher):
             (``b`` -> 0).  NB201, 100 queries, 100 seeds, a CG
             predictor fitted on the NB101 + NB301 tables as prior (SRCC 0.83): digits C=8 N=1
             embeddings 94.14 without, 94.19 with; synthetic-input C=16 N=2 embeddings 94.28.
+        local: gp-ei maximises EI over the untried pool members one move (the space's
+            ``neighbors``) away from the ``local`` best architectures seen, and over the whole
+            pool only when none is left: the GP picks the order, the space's moves keep the
+            late queries near the incumbent, where the global EI scatters them (BANANAS's
+            mutation-based acquisition search, with the pool as its limit).  ``0``: the
+            published method, EI over the whole pool.  NB201, 100 queries, 100 seeds, with
+            the transfer prior above: ``local=1`` 94.37 +- 0.00 (C=16 N=2 embeddings; every run
+            finds the optimum) and 94.35 (digits C=8 N=1), against 94.28 / 94.19 with ``local=0``;
+            without the prior ``local=1`` gives 94.26 on either table.
+        local_every: take the local step on every ``local_every``-th query only.
     """
 
     def __init__(
@@ -71,6 +82,8 @@ class EmbeddingSearcher(ArchSearcher):
         refit_until: int = 200,
         refit_growth: float = 0.1,
         prior: Any = None,
+        local: int = 0,
+        local_every: int = 1,
     ):
         super().__init__(embeddings.space, metric, mode, seed, max_resample)
         self.embeddings = embeddings
@@ -83,6 +96,11 @@ class EmbeddingSearcher(ArchSearcher):
         self._surrogate: GPSurrogate | None = None
         self._fitted_at = 0  # observations at the last hyper-parameter fit
         self.prior = None if prior is None else prior_scores(prior, embeddings)
+        if local < 0 or local_every < 1:
+            raise ValueError(f"local must be >= 0 and local_every >= 1, got {local} and {local_every}")
+        self.local = local
+        self.local_every = local_every
+        self._neighbour_rows: dict[int, np.ndarray] = {}
         if dim is None:
             dim = (None if embeddings.vectors.shape[1] <= 32 else 16) if optimizer == "gp-ei" else 8
         self.points = reduce_vectors(embeddings.vectors, dim, seed)
@@ -116,6 +134,9 @@ class EmbeddingSearcher(ArchSearcher):
         candidates = np.flatnonzero(self.free)
         if len(rows) < 2:
             return int(self.rng.choice(candidates))
+        if self.local and (len(rows) - self.num_initial) % self.local_every == 0:
+            near = self._free_neighbours(rows[np.argsort(-values, kind="stable")[: self.local]])
+            candidates = near if len(near) else candidates
         y = warped(values, self.warp)
         offset = np.zeros(len(self.points))
         if self.prior is not None:  # a linear prior mean a + b * prior, fitted to what was seen
@@ -124,6 +145,17 @@ class EmbeddingSearcher(ArchSearcher):
             offset = a + b * self.prior
         surrogate = self._fit_surrogate(self.points[rows], y - offset[rows])
         return int(candidates[np.argmax(surrogate.log_ei(self.points[candidates], y.max(), offset[candidates]))])
+
+    def _free_neighbours(self, rows: np.ndarray) -> np.ndarray:
+        """Free pool rows one move (the space's ``neighbors``) away from any of ``rows``."""
+        near = []
+        for row in rows.tolist():
+            if row not in self._neighbour_rows:
+                arches = [a for a in self.space.neighbors(self.embeddings.archs[row]) if a in self.embeddings]
+                self._neighbour_rows[row] = np.unique(self.embeddings.rows(arches)) if arches else np.zeros(0, np.int64)
+            near.append(self._neighbour_rows[row])
+        near = np.unique(np.concatenate(near))
+        return near[self.free[near]]
 
     def _fit_surrogate(self, X: np.ndarray, y: np.ndarray) -> GPSurrogate:
         n = len(y)

@@ -161,3 +161,21 @@ def test_a_good_prior_finds_the_best_sooner_and_a_noise_prior_costs_little():
     assert np.mean([queries_to_best(good, s) for s in range(3)]) <= min(8, without / 2)  # 4
     assert np.mean([queries_to_best(reversed_, s) for s in range(3)]) <= min(8, without / 2)
     assert np.mean([queries_to_best(noise, s) for s in range(3)]) <= without + 5  # 15.7: fitted away
+
+
+def test_local_steps_try_the_neighbours_of_the_best_architecture_first():
+    start = SPACE.make(("avg_pool_3x3",) * 6)
+    ring = [n for a in [start, *SPACE.neighbors(start)] for n in [a, *SPACE.neighbors(a)]]
+    pool = ArchEmbeddings.one_hot(SPACE, list(dict.fromkeys(SPACE.canonical(a) for a in ring)))
+    searcher = EmbeddingSearcher(pool, "gp-ei", "val_acc", "max", seed=0, num_initial=3, local=1)
+    archs = run(searcher, 40)
+    assert len({a.key for a in archs}) == 40
+    for i in range(3, 40):
+        values = [objective(a) for a in archs[:i]]
+        best = archs[values.index(max(values))]
+        free = {n.key for n in SPACE.neighbors(best) if n in pool} - {a.key for a in archs[:i]}
+        assert not free or archs[i].key in free, f"query {i} left the neighbourhood of the best"
+    global_ = run(EmbeddingSearcher(pool, "gp-ei", "val_acc", "max", seed=0, num_initial=3), 40)
+    assert max(objective(a) for a in archs) >= max(objective(a) for a in global_)
+    with pytest.raises(ValueError, match="local must be >= 0"):
+        EmbeddingSearcher(pool, local=-1)
