@@ -151,8 +151,8 @@ class EmbeddingSearcher(ArchSearcher):
         near = []
         for row in rows.tolist():
             if row not in self._neighbour_rows:
-                arches = [a for a in self.space.neighbors(self.embeddings.archs[row]) if a in self.embeddings]
-                self._neighbour_rows[row] = np.unique(self.embeddings.rows(arches)) if arches else np.zeros(0, np.int64)
+                archs = [a for a in self.space.neighbors(self.embeddings.archs[row]) if a in self.embeddings]
+                self._neighbour_rows[row] = np.unique(self.embeddings.rows(archs))
             near.append(self._neighbour_rows[row])
         near = np.unique(np.concatenate(near))
         return near[self.free[near]]
