@@ -27,12 +27,12 @@ from raynas.benchmarks import TabularBenchmark
 
 #: name -> (feature settings, NB201 build options); names read source[size]-B<batch>-C<channels>N<cells>
 PRESETS: dict[str, tuple[FeatureSettings, dict[str, int]]] = {
-    "digits-B64-C8N1": (FeatureSettings("digits", batch=64, proj_dim=64), {"C": 8, "N": 1}),
-    "digits-B32-C8N1": (FeatureSettings("digits", batch=32, proj_dim=32), {"C": 8, "N": 1}),
-    "digits-B128-C8N1": (FeatureSettings("digits", batch=128, proj_dim=64), {"C": 8, "N": 1}),
-    "digits16-B64-C8N1": (FeatureSettings("digits@16", batch=64, proj_dim=64), {"C": 8, "N": 1}),
-    "digits-B64-C16N2": (FeatureSettings("digits", batch=64, proj_dim=64), {"C": 16, "N": 2}),
-    "synthetic-B64-C8N1": (FeatureSettings("synthetic:512", batch=64, proj_dim=64), {"C": 8, "N": 1}),
+    "digits-B64-C8N1": (FeatureSettings("digits", batch_size=64, proj_dim=64), {"C": 8, "N": 1}),
+    "digits-B32-C8N1": (FeatureSettings("digits", batch_size=32, proj_dim=32), {"C": 8, "N": 1}),
+    "digits-B128-C8N1": (FeatureSettings("digits", batch_size=128, proj_dim=64), {"C": 8, "N": 1}),
+    "digits16-B64-C8N1": (FeatureSettings("digits@16", batch_size=64, proj_dim=64), {"C": 8, "N": 1}),
+    "digits-B64-C16N2": (FeatureSettings("digits", batch_size=64, proj_dim=64), {"C": 16, "N": 2}),
+    "synthetic-B64-C8N1": (FeatureSettings("synthetic:512", batch_size=64, proj_dim=64), {"C": 8, "N": 1}),
 }
 NB201_CLASSES = 8765
 
@@ -89,7 +89,7 @@ def main() -> None:
             srcc = gp_srcc(embeddings, y, args.labelled, args.splits)
             per_arch = summary.extract_s / args.num_archs
             shape = "x".join(map(str, settings.inputs().shape[1:]))
-            print(f"| {name} | {settings.dataset} {shape} | {settings.batch} | C={build['C']} N={build['N']} | "
+            print(f"| {name} | {settings.dataset} {shape} | {settings.batch_size} | C={build['C']} N={build['N']} | "
                   f"{per_arch:.3f} | {per_arch * NB201_CLASSES / 3600:.2f} | {summary.train_s:.0f} | "
                   f"{srcc[0]:.3f} ± {srcc[1]:.3f} |", flush=True)
 

@@ -20,7 +20,7 @@ steady rate a long run settles at.  The last column extrapolates the wall time t
 embed all 8,765 canonical NB201 classes with 2 workers: from the Ray throughput when
 measured, else from twice the in-process features throughput.
 
-    python bench/embed_throughput.py --archs 40 --dataset digits --batch 64 --inits 4 --proj 64 \
+    python bench/embed_throughput.py --archs 40 --dataset digits --batch-size 64 --inits 4 --proj 64 \
         --builds '[{"C": 8, "N": 1}, {}]' [--ray]
 """
 from __future__ import annotations
@@ -91,11 +91,11 @@ def through_ray(space: SearchSpace, archs: list[Arch], args: argparse.Namespace,
     """Architectures per second of ``extract_to_parquet`` into a temporary directory (running Ray session)."""
     with tempfile.TemporaryDirectory(prefix="raynas-embed-throughput-") as tmp:
         extract_to_parquet(space, archs[: 2 * WORKERS], args.dataset, os.path.join(tmp, "warm-up"),
-                           num_inits=1, batch=args.batch, proj_dim=args.proj, seed=args.seed,
+                           num_inits=1, batch_size=args.batch_size, proj_dim=args.proj, seed=args.seed,
                            build=build, progress=False)  # start and warm every worker: not counted
         start = time.perf_counter()
         summary = extract_to_parquet(space, archs, args.dataset, os.path.join(tmp, "features"),
-                                     num_inits=args.inits, batch=args.batch, proj_dim=args.proj,
+                                     num_inits=args.inits, batch_size=args.batch_size, proj_dim=args.proj,
                                      seed=args.seed, build=build, progress=False)
         seconds = time.perf_counter() - start
     if summary.written != len(archs):
@@ -130,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", type=int, default=40, help="sampled distinct canonical NB201 architectures")
     parser.add_argument("--dataset", default="digits")
-    parser.add_argument("--batch", type=int, default=64, help="B images")
+    parser.add_argument("--batch-size", type=int, default=64, help="B images")
     parser.add_argument("--inits", type=int, default=4, help="K initialisations")
     parser.add_argument("--proj", type=int, default=64, help="P projection directions")
     parser.add_argument("--builds", type=parse_builds, default=[{"C": 8, "N": 1}, {}],
@@ -145,7 +145,7 @@ def main() -> None:
     space = get_space("nb201")
     archs = list(dict.fromkeys(space.canonical(a) for a in space.sample_unique(args.archs, args.seed)))
     data = load_dataset(args.dataset)
-    inputs = input_batch(data, args.batch, "train", args.seed)
+    inputs = input_batch(data, args.batch_size, "train", args.seed)
     basis = torch.from_numpy(input_basis(inputs, args.proj))
     if args.ray:
         import ray
@@ -162,7 +162,7 @@ def main() -> None:
         if args.ray:
             ray.shutdown()
 
-    print(f"NB201, {len(archs)} canonical archs, {args.dataset} B={args.batch} K={args.inits} "
+    print(f"NB201, {len(archs)} canonical archs, {args.dataset} B={args.batch_size} K={args.inits} "
           f"P={basis.shape[1]}, 1 torch thread, fastest of {args.repeats}, {os.cpu_count()} CPUs\n")
     ray_head = f" | Ray {WORKERS} workers arch/s" if args.ray else ""
     print(f"| network | archs | features arch/s | bare arch/s | ratio{ray_head} | all {NB201_CLASSES:,} classes, {WORKERS} workers |")

@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--encoder-epochs", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=64, help="B images per Jacobian")
+    parser.add_argument("--batch-size", type=int, default=64, help="B images per Jacobian")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", default="/tmp/raynas-embed-training-map")
     parser.add_argument("--out", default="/tmp/raynas-embed-training-map.png")
@@ -123,7 +123,7 @@ def main() -> None:
 
     space, build = get_space("nb201"), json.loads(args.build)
     table = Path(args.workdir) / "pool.parquet"
-    settings = FeatureSettings("digits", num_inits=4, batch=args.batch, proj_dim=64, seed=args.seed)
+    settings = FeatureSettings("digits", num_inits=4, batch_size=args.batch_size, proj_dim=64, seed=args.seed)
     if args.encoder:
         settings = FeatureSettings.from_meta(load_encoder(args.encoder).feature_meta_)
     train = {"epochs": args.encoder_epochs, "batch_size": 64, "lr": 1e-3, "seed": args.seed}

@@ -11,7 +11,7 @@ params (no fit).  Accuracy labels are the tables' own (200-epoch NB201, 108-epoc
 NB301 surrogate values); the Jacobians come from reduced networks on 8x8 digits.
 
     python bench/embed_transfer.py --spaces nb201,nb101,darts --nb201 1000 --darts 300 \
-        --batch 64 --epochs 30 --workdir /tmp/raynas-embed-transfer
+        --batch-size 64 --epochs 30 --workdir /tmp/raynas-embed-transfer
 
 Features are kept in ``--workdir`` and reused by a rerun with the same settings.
 """
@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--darts", type=int, default=300, help="NB301 archs (0: all of the table)")
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--inits", type=int, default=4)
-    parser.add_argument("--batch", type=int, default=64, help="B images")
+    parser.add_argument("--batch-size", type=int, default=64, help="B images")
     parser.add_argument("--proj", type=int, default=64, help="P directions (digits: 64 = all pixels)")
     parser.add_argument("--build", default=json.dumps(BUILDS), help="space.build options per space (JSON)")
     parser.add_argument("--epochs", type=int, default=30)
@@ -121,7 +121,7 @@ def main() -> None:
     sizes = {"nb201": args.nb201, "nb101": args.nb101, "darts": args.darts}
     archs = {s: sample(tables[s], sizes[s], args.seed) for s in spaces}
 
-    settings = FeatureSettings(args.dataset, args.inits, args.batch, args.proj, args.seed)
+    settings = FeatureSettings(args.dataset, args.inits, args.batch_size, args.proj, args.seed)
     train = {"epochs": args.epochs, "batch_size": args.train_batch, "lr": args.lr, "seed": args.seed}
     out = Path(args.workdir) / f"embeddings-{'-'.join(spaces)}.parquet"
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
@@ -140,7 +140,7 @@ def main() -> None:
     rows = table_rows({s: e.vectors for s, e in emb.items()}, logp, one_hot, y, args.labelled, args.repeats)
 
     counts = ", ".join(f"{s} {summary.counts[s]}" for s in spaces)
-    print(f"archs: {counts}; K={args.inits} B={args.batch} P={args.proj} on {args.dataset}; builds {args.build}")
+    print(f"archs: {counts}; K={args.inits} B={args.batch_size} P={args.proj} on {args.dataset}; builds {args.build}")
     print(f"encoder: {args.epochs} epochs, loss {summary.loss_history[0]:.3f} -> {summary.loss_history[-1]:.3f}; "
           f"features {summary.extract_s:.0f} s, training {summary.train_s:.0f} s, total {elapsed:.0f} s\n")  # fmt: skip
     print("| predictor | fit -> rank | archs (fit -> ranked) | SRCC vs table accuracy |")

@@ -45,7 +45,7 @@ def main() -> None:
     rows = {"Jacobian embedding": learned, "one-hot config": ArchEmbeddings.one_hot(learned.space, archs)}
     print(f"GP (Matern-5/2) fitted on {args.labelled} labelled NB201 classes, SRCC with {args.dataset} "
           f"{args.split} accuracy on the other {len(archs) - args.labelled} (mean ± std over {args.splits} splits)\n")
-    print(f"| encoding | dim | SRCC |\n| --- | --- | --- |")
+    print("| encoding | dim | SRCC |\n| --- | --- | --- |")
     for name, embeddings in rows.items():
         values = [srcc(embeddings, y, args.labelled, seed) for seed in range(args.splits)]
         print(f"| {name} | {embeddings.dim} | {np.mean(values):.3f} ± {np.std(values):.3f} |")

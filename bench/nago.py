@@ -12,7 +12,7 @@ under ``--out``; ``report`` prints every table from those files.  Parts, each it
     python bench/nago.py bostep                 # Ax suggest time at 50 / 200 synthetic observations
     python bench/nago.py report
 
-Hypervolume (:func:`raynas.results.hypervolume_2d`) is in (val_acc %, params) with the
+Hypervolume (:func:`raynas.results.hypervolume`) is in (val_acc %, params) with the
 reference point (10 % = chance on 10 classes, parameters of the largest generator, all
 levels at 10 nodes, at the same width), so every network of the space is inside it.
 """
@@ -32,7 +32,7 @@ from ray.tune.schedulers import ASHAScheduler
 
 from raynas.data import load_dataset
 from raynas.experiment import SearchSettings, run_search
-from raynas.results import hypervolume_2d, pareto_table, trials_table, write_parquet_atomic
+from raynas.results import hypervolume, pareto_table, trials_table, write_parquet_atomic
 from raynas.trainables import StandaloneTrainable
 from search_spaces import get_space
 from searchers.ax_searcher import AxSearcher
@@ -53,7 +53,7 @@ def search(
         space=space, searcher=searcher, dataset="digits", num_samples=args.trials, max_concurrent=1,
         epochs=args.epochs, seed=args.seed, storage=str(Path(args.out).resolve()), name=name,
         objectives=objectives, trainer_options=trainer(args, build),
-        searcher_options={"num_initial_trials": args.init, **options} if searcher == "ax" else {},
+        searcher_options={"num_initial": args.init, **options} if searcher == "ax" else {},
     ), resume=str(Path(args.out).resolve() / name) if args.resume else None)  # fmt: skip
     meta_path = Path(args.out) / name / "bench.json"
     before = json.loads(meta_path.read_text())["wall_s"] if args.resume and meta_path.exists() else 0.0
@@ -92,7 +92,7 @@ def run_asha(args: argparse.Namespace) -> None:
         param_space={"space": "nago", "dataset": "digits", "epochs": args.max_epochs, "seed": args.seed,
                      **trainer(args, {"width": args.width})},  # fmt: skip
         tune_config=tune.TuneConfig(
-            search_alg=AxSearcher(space, seed=args.seed, objectives=OBJECTIVES, num_initial_trials=args.init),
+            search_alg=AxSearcher(space, seed=args.seed, objectives=OBJECTIVES, num_initial=args.init),
             scheduler=ASHAScheduler(time_attr="epoch", max_t=args.max_epochs, grace_period=1, reduction_factor=2),
             metric="val_acc", mode="max", num_samples=args.trials, max_concurrent_trials=1, reuse_actors=True,
         ),
@@ -163,7 +163,7 @@ def run_report(args: argparse.Namespace) -> None:
             continue
         fronts = [pareto_table(t, OBJECTIVES) for t, _ in runs]
         hv = np.array([
-            100 * hypervolume_2d(np.c_[f.column("val_acc").to_numpy(), f.column("params").to_numpy()], ["max", "min"], reference) / box
+            100 * hypervolume(np.c_[f.column("val_acc").to_numpy(), f.column("params").to_numpy()], ["max", "min"], reference) / box
             for f in fronts
         ])  # fmt: skip
         print(f"| {name} | {len(runs)} | {runs[0][0].num_rows} | {runs[0][1]['epochs']} | "
@@ -195,7 +195,7 @@ def run_report(args: argparse.Namespace) -> None:
         print("\n## Multi-fidelity: multi-objective Ax under ASHA (epochs as resource, grace 1, rf 2)\n")
         seconds = np.array(table.column("time_total_s").to_pylist())
         unstopped = float(np.sum(seconds / np.array(epochs) * meta["max_epochs"]))  # each trial at its own epoch cost
-        hv = hypervolume_2d(points, ["max", "min"], reference)
+        hv = hypervolume(points, ["max", "min"], reference)
         print("| trials | max epochs | epochs trained | without stopping | train s | without stopping (est.) | "
               "compute saved | front size | hypervolume (% of box) | wall s |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|---|")

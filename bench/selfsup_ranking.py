@@ -59,7 +59,7 @@ def options() -> argparse.Namespace:
     p.add_argument("--layers", type=int, default=5, help="DARTS cells")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--budget", type=int, default=20, help="trials of each TPE search (0: skip the search part)")
-    p.add_argument("--startup", type=int, default=8, help="TPE random start-up trials (n_startup_jobs)")
+    p.add_argument("--startup", type=int, default=8, help="TPE random start-up trials (num_initial)")
     p.add_argument("--cpus", type=int, default=2, help="Ray CPUs: concurrent trainings")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", default="selfsup_ranking.json", help="JSON file of finished evaluations")
@@ -180,7 +180,7 @@ def timed_search(args: argparse.Namespace, folder: str, trainable: str, recipe: 
     outcome = run_search(SearchSettings(
         space="darts-edges", searcher="tpe", trainable=trainable, dataset=args.dataset,
         num_samples=args.budget, max_concurrent=args.cpus, epochs=recipe["epochs"], seed=args.seed,
-        storage=folder, name=trainable, trainer_options=trainer, searcher_options={"n_startup_jobs": args.startup},
+        storage=folder, name=trainable, trainer_options=trainer, searcher_options={"num_initial": args.startup},
     ))  # fmt: skip
     return outcome, time.perf_counter() - start
 

@@ -14,7 +14,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import torch
 from scipy.stats import spearmanr
@@ -23,7 +22,7 @@ from predictors.cg import CGPredictor
 from predictors.cg_data import GraphCache, GraphReader
 from predictors.embeddings import ArchEmbeddings
 from raynas.benchmarks import TabularBenchmark
-from raynas.results import write_parquet_atomic
+from raynas.io import write_parquet_atomic
 
 SOURCES = (("nb101", "nb101_zc_naslib_subset.parquet"), ("darts", "nb301_zc_naslib_subset.parquet"))
 

@@ -19,7 +19,6 @@ _LAZY = {
     "SetEncoder": "predictors.set_encoder",
     "train_encoder": "predictors.set_encoder",
     "embed": "predictors.set_encoder",
-    "nt_xent": "predictors.set_encoder",
     "ArchEmbeddings": "predictors.embeddings",
     "GPSurrogate": "predictors.gp",
     "FeatureSettings": "predictors.embed_pipeline",

@@ -40,7 +40,7 @@ from torch_geometric.data import Batch, Data
 
 from predictors.cg_data import INPUT_SHAPE, GraphCache, GraphReader
 from predictors.cg_encoder import CGEncoder, pretrain_encoder
-from predictors.saved import load_dir, save_dir
+from raynas.io import load_dir, save_dir
 from raynas.arch import Arch
 from search_spaces import available_spaces, get_space
 
@@ -90,7 +90,7 @@ class CGPredictor:
         epochs, batch_size, lr, weight_decay: fine-tuning (AdamW, cosine decay over all steps).
         pretrain_epochs, pretrain_batch_size, temperature: contrastive pre-training.
         seed: initialisation, batch order, bootstrap weights and augmentations.
-        build_hp: build options per space for Arch inputs (default :data:`~predictors.cg_data.DEFAULT_BUILD`).
+        builds: build options per space for Arch inputs (default :data:`~predictors.cg_data.DEFAULT_BUILD`).
         input_shape: input shape networks are traced on, batch first.
         cache_dir: directory keeping traced graphs between sessions (Parquet shards); None: memory only.
         use_ray: trace in Ray tasks: ``"auto"`` (when 512 or more graphs are missing), True, False.
@@ -120,7 +120,7 @@ class CGPredictor:
         pretrain_batch_size: int = 128,
         temperature: float = 0.2,
         seed: int = 0,
-        build_hp: Mapping[str, Mapping[str, Any]] | None = None,
+        builds: Mapping[str, Mapping[str, Any]] | None = None,
         input_shape: Sequence[int] = INPUT_SHAPE,
         cache_dir: str | Path | None = None,
         use_ray: bool | str = "auto",
@@ -148,12 +148,12 @@ class CGPredictor:
         self.pretrain_epochs, self.pretrain_batch_size = pretrain_epochs, pretrain_batch_size
         self.temperature = temperature
         self.seed = seed
-        self.build_hp = {k: dict(v) for k, v in (build_hp or {}).items()}
+        self.builds = {k: dict(v) for k, v in (builds or {}).items()}
         self.input_shape = tuple(input_shape)
         self.cache_dir = str(cache_dir) if cache_dir is not None else None
         self.use_ray = use_ray
         self.predict_batch_size = predict_batch_size
-        self.reader = GraphReader(self.build_hp, self.input_shape, GraphCache(cache_dir), use_ray=use_ray)
+        self.reader = GraphReader(self.builds, self.input_shape, GraphCache(cache_dir), use_ray=use_ray)
         CGEncoder(conv, hidden, layers, embed_dim, dropout=dropout)  # validates the encoder settings
         self.encoder_: CGEncoder | None = None
         self.heads_: nn.ModuleList | None = None
@@ -168,7 +168,7 @@ class CGPredictor:
         """The constructor's arguments (what :meth:`save` writes and :meth:`load` passes back)."""
         names = ("conv", "hidden", "layers", "embed_dim", "dropout", "loss", "label_norm", "batching", "n_heads",
                  "epochs", "batch_size", "lr", "weight_decay", "pretrain_epochs", "pretrain_batch_size", "temperature",
-                 "seed", "build_hp", "cache_dir", "use_ray", "predict_batch_size")  # fmt: skip
+                 "seed", "builds", "cache_dir", "use_ray", "predict_batch_size")  # fmt: skip
         return {**{n: getattr(self, n) for n in names}, "input_shape": list(self.input_shape)}
 
     def graphs(self, items: Sequence[Any]) -> list[Data]:
@@ -181,14 +181,14 @@ class CGPredictor:
         spaces: Sequence[str] = PRETRAIN_SPACES,
         n_per_space: int = 500,
         epochs: int | None = None,
-        pair_build: Mapping[str, Mapping[str, Any]] | None = None,
+        pair_builds: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> "CGPredictor":
         """Contrastive pre-training of a new encoder on unlabelled graphs.
 
         ``items`` (Arch values, modules or graphs), or else ``n_per_space`` distinct random
         architectures of each registered space among ``spaces`` (spaces that are not registered
         are skipped; :attr:`pretrain_spaces_` lists those used).  The positive of a graph is another
-        augmented view of it, or with ``pair_build`` (build options per space, e.g.
+        augmented view of it, or with ``pair_builds`` (build options per space, e.g.
         ``{"nb201": {"C": 8, "N": 2}}``) an augmented view of the same Arch built that way (other
         items pair with themselves).  Later :meth:`fit` calls start from the pre-trained encoder.
         Sets :attr:`pretrain_history_` (NT-Xent per epoch)."""
@@ -203,8 +203,8 @@ class CGPredictor:
             self.pretrain_spaces_ = sorted({a.space if isinstance(a, Arch) else CUSTOM_GROUP for a in items})
         graphs = self.reader.graphs(items)
         pairs = None
-        if pair_build is not None:
-            builds = {**self.build_hp, **pair_build}
+        if pair_builds is not None:
+            builds = {**self.builds, **pair_builds}
             other = GraphReader(builds, self.input_shape, self.reader.cache, use_ray=self.use_ray)
             rebuilt = iter(other.graphs([a for a in items if isinstance(a, Arch)]))
             pairs = [next(rebuilt) if isinstance(a, Arch) else g for a, g in zip(items, graphs)]

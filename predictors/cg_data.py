@@ -10,8 +10,7 @@ turned back into :class:`~torch_geometric.data.Data` batch by batch.
 
 An Arch is built with ``DEFAULT_BUILD[space]`` unless the caller gives build options: a
 reduced network of the same cells (one cell per stage, 16 base channels), which keeps each
-space's graph structure at a fraction of the full network's tracing time (NB201 0.01 s
-instead of 0.1 s per graph, DARTS 0.03 s instead of 0.2 s).
+space's graph structure at a fraction of the full network's tracing time.
 """
 from __future__ import annotations
 
@@ -32,7 +31,8 @@ from torch_geometric.data import Batch, Data
 from raynas.arch import Arch
 from raynas.graph import ComputationGraph, TraceError, trace
 from raynas.graph_features import NUM_NODE_FEATURES, OP_TYPES
-from raynas.results import write_parquet_atomic
+from raynas.io import write_parquet_atomic
+from raynas.parallel import ray_session
 from search_spaces import get_space
 
 #: build options per space for Arch inputs: cell spaces one cell per stage with 16 base channels,
@@ -78,10 +78,10 @@ def unpack(packed: Packed) -> Data:
     )
 
 
-def build_options(space: str, build_hp: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
-    """Build options of ``space``: ``build_hp[space]`` if given, else :data:`DEFAULT_BUILD`'s."""
-    if build_hp is not None and space in build_hp:
-        return dict(build_hp[space])
+def build_options(space: str, builds: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Build options of ``space``: ``builds[space]`` if given, else :data:`DEFAULT_BUILD`'s."""
+    if builds is not None and space in builds:
+        return dict(builds[space])
     return dict(DEFAULT_BUILD.get(space, {}))
 
 
@@ -204,7 +204,7 @@ class GraphReader:
     """Turns predictor inputs into graphs, tracing what the cache lacks (in Ray tasks when many).
 
     Args:
-        build_hp: build options per space for Arch inputs (missing spaces use :data:`DEFAULT_BUILD`).
+        builds: build options per space for Arch inputs (missing spaces use :data:`DEFAULT_BUILD`).
         input_shape: input the networks are traced on, batch first.
         cache: where graphs of Arch values are kept.
         use_ray: ``"auto"`` (Ray tasks when at least ``ray_min`` graphs are missing), ``True`` or ``False``.
@@ -213,7 +213,7 @@ class GraphReader:
 
     def __init__(
         self,
-        build_hp: Mapping[str, Mapping[str, Any]] | None = None,
+        builds: Mapping[str, Mapping[str, Any]] | None = None,
         input_shape: Sequence[int] = INPUT_SHAPE,
         cache: GraphCache | None = None,
         use_ray: bool | str = "auto",
@@ -222,13 +222,13 @@ class GraphReader:
     ):
         if use_ray not in (True, False, "auto"):
             raise ValueError(f"use_ray must be True, False or 'auto', got {use_ray!r}")
-        self.build_hp = {k: dict(v) for k, v in (build_hp or {}).items()}
+        self.builds = {k: dict(v) for k, v in (builds or {}).items()}
         self.input_shape = tuple(input_shape)
         self.cache = cache if cache is not None else GraphCache()
         self.use_ray, self.ray_min, self.ray_chunk = use_ray, int(ray_min), int(ray_chunk)
 
     def key(self, arch: Arch) -> str:
-        return graph_key(arch, build_options(arch.space, self.build_hp), self.input_shape)
+        return graph_key(arch, build_options(arch.space, self.builds), self.input_shape)
 
     def graphs(self, items: Sequence[Any]) -> list[Data]:
         """Graphs of ``items`` (all in memory: use :meth:`batches` for many)."""
@@ -236,12 +236,14 @@ class GraphReader:
         return [self._one(item) for item in items]
 
     def batches(self, items: Sequence[Any], batch_size: int = 256, chunk: int = 2048) -> Iterator[Batch]:
-        """Batches of ``batch_size`` graphs in the order of ``items``, tracing ``chunk`` at a time."""
-        for start in range(0, len(items), chunk):
-            part = items[start : start + chunk]
-            self.prepare(part)
-            for b in range(0, len(part), batch_size):
-                yield Batch.from_data_list([self._one(item) for item in part[b : b + batch_size]])
+        """Batches of ``batch_size`` graphs in the order of ``items``, tracing ``chunk`` at a time
+        (in one Ray session for all chunks, started only when a chunk needs Ray)."""
+        with ray_session(start=False):
+            for start in range(0, len(items), chunk):
+                part = items[start : start + chunk]
+                self.prepare(part)
+                for b in range(0, len(part), batch_size):
+                    yield Batch.from_data_list([self._one(item) for item in part[b : b + batch_size]])
 
     def prepare(self, items: Iterable[Any]) -> None:
         """Trace and cache the graphs of the Arch values among ``items`` that the cache lacks."""
@@ -269,7 +271,7 @@ class GraphReader:
     def _trace_here(self, missing: Mapping[str, Arch]) -> dict[str, Packed]:
         out = {}
         for key, arch in missing.items():
-            options = build_options(arch.space, self.build_hp)
+            options = build_options(arch.space, self.builds)
             try:
                 out[key] = trace_arch(arch.space, arch.text, options, self.input_shape)
             except (TraceError, TypeError) as err:
@@ -279,11 +281,7 @@ class GraphReader:
     def _trace_ray(self, missing: Mapping[str, Arch]) -> dict[str, Packed]:
         import ray
 
-        started = not ray.is_initialized()
-        if started:
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            ray.init(include_dashboard=False, log_to_driver=False)
-        try:
+        with ray_session():
             task = ray.remote(num_cpus=1)(_trace_chunk)
             keys = list(missing)
             refs = []
@@ -293,7 +291,7 @@ class GraphReader:
                 for k in part:
                     groups.setdefault(missing[k].space, []).append(k)
                 for space, ks in groups.items():
-                    options = build_options(space, self.build_hp)
+                    options = build_options(space, self.builds)
                     refs.append((ks, task.remote(space, [missing[k].text for k in ks], options, self.input_shape)))
             out: dict[str, Packed] = {}
             for ks, ref in refs:
@@ -302,6 +300,3 @@ class GraphReader:
                 except Exception as err:
                     raise ValueError(f"tracing {missing[ks[0]].space} archs in a Ray task failed: {err}") from err
             return out
-        finally:
-            if started:
-                ray.shutdown()

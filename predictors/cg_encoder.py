@@ -16,18 +16,15 @@ the data flow, one against it, plus a root weight: a node hears both its produce
 consumers), and reads the graph out by mean and max pooling plus three standardised
 graph scalars ``g = log1p(#nodes, params, flops)``.  ``conv`` picks the convolution:
 ``"gat"`` (GATv2Conv, 4 heads; the default), ``"gin"`` (GINConv with a two-layer MLP) or
-``"graphconv"`` (GraphConv, sum aggregation).  Picked by measurement
-(``bench/predictor_transfer.py``, fitted on the NB101 + NB301 tables, SRCC on NB201): with 0
-NB201 labels GAT 0.827 ± 0.009 over three seeds on all 8,765 classes against GIN 0.789 ±
-0.012 (GIN pre-trained) and GraphConv 0.740 (one seed, 2,000 classes); with 100 labels all
-three reach 0.87-0.88.  Attention lets a node weigh its producers, which differ in kind
-(a convolution's input vs a skip), where GIN and GraphConv sum them; GAT costs ~1.5x the
-fitting time.
+``"graphconv"`` (GraphConv, sum aggregation).  GAT is the default because it transfers best
+to a space without labels (``bench/predictor_transfer.py``; the README has the numbers):
+attention lets a node weigh its producers, which differ in kind (a convolution's input vs a
+skip), where GIN and GraphConv sum them.
 
 Pre-training (:func:`pretrain_encoder`) is SimCLR on graphs: two augmented views of every graph
 of a batch (:func:`augment`: Gaussian noise on the numeric features, whole-node feature
 masking, edge dropping) are a positive pair, the other graphs of the batch the negatives,
-and :func:`~predictors.set_encoder.nt_xent` the loss on a projection head.
+and :func:`~raynas.losses.nt_xent` the loss on a projection head.
 """
 from __future__ import annotations
 
@@ -41,7 +38,7 @@ from torch.nn import functional as F
 from torch_geometric.data import Batch, Data
 from torch_geometric.nn import GATv2Conv, GINConv, GraphConv, global_max_pool, global_mean_pool
 
-from predictors.set_encoder import nt_xent
+from raynas.losses import nt_xent
 from raynas.graph_features import NUM_NODE_FEATURES, NUMERIC_FEATURES, OP_TYPES
 
 CONVS = ("gin", "graphconv", "gat")

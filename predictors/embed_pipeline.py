@@ -4,7 +4,7 @@ The glue between :mod:`predictors.jacobian_store` (features of many architecture
 a directory of Parquet parts), :mod:`predictors.set_encoder` (the contrastive DeepSet encoder)
 and :class:`~predictors.embeddings.ArchEmbeddings` (what searchers and surrogates read)::
 
-    build_embeddings(["nb201", "nb101"], "emb.parquet", FeatureSettings("digits", batch=64), archs=500,
+    build_embeddings(["nb201", "nb101"], "emb.parquet", FeatureSettings("digits", batch_size=64), archs=500,
                      builds={"nb201": {"C": 8, "N": 1}, "nb101": {"stem_channels": 16}}, train=True)
 
 **One encoder, several spaces.**  Features of different spaces are comparable when they were
@@ -51,11 +51,12 @@ from predictors.jacobian_store import (
 )
 from predictors.set_encoder import SetEncoder, embed, train_encoder
 from raynas.arch import Arch
-from raynas.results import write_parquet_atomic
-from search_spaces import SearchSpace, get_space
+from raynas.io import write_parquet_atomic
+from raynas.parallel import ray_session
+from search_spaces import SearchSpace, as_space
 
 #: settings two feature directories must share for one encoder to read both
-SHARED_SETTINGS = ("dataset", "split", "inputs_sha1", "in_shape", "num_classes", "batch", "proj_dim")
+SHARED_SETTINGS = ("dataset", "split", "inputs_sha1", "in_shape", "num_classes", "batch_size", "proj_dim")
 
 ArchRequest = int | Iterable[Arch | str] | None
 
@@ -65,9 +66,9 @@ class FeatureSettings:
     """The input batch, basis and ``K`` that make features of any space comparable.
 
     Args:
-        dataset: :func:`raynas.data.load_dataset` spec the ``batch`` images come from.
+        dataset: :func:`raynas.data.load_dataset` spec the ``batch_size`` images come from.
         num_inits: ``K`` random initialisations per architecture.
-        batch: ``B`` images.
+        batch_size: ``B`` images.
         proj_dim: ``P`` directions of the input basis (clamped to ``B``; the identity when ``P >= D``).
         seed: picks the images, the initialisations and sampled architectures.
         split: dataset split of the images.
@@ -75,7 +76,7 @@ class FeatureSettings:
 
     dataset: str = "digits"
     num_inits: int = 4
-    batch: int = 256
+    batch_size: int = 256
     proj_dim: int = 128
     seed: int = 0
     split: str = "train"
@@ -85,17 +86,17 @@ class FeatureSettings:
         """The settings a features directory (or an encoder trained on one) was made with."""
         if not meta:
             raise ValueError("no feature settings recorded (an encoder trained on an in-memory array); pass settings=")
-        numbers = {k: int(meta[k]) for k in ("num_inits", "batch", "proj_dim", "seed")}
+        numbers = {k: int(meta[k]) for k in ("num_inits", "batch_size", "proj_dim", "seed")}
         return cls(dataset=meta["dataset"], split=meta["split"], **numbers)
 
     def inputs(self) -> torch.Tensor:
         """The fixed normalised batch, ``B x C x H x W``."""
-        return input_batch(self.dataset, self.batch, self.split, self.seed)
+        return input_batch(self.dataset, self.batch_size, self.split, self.seed)
 
 
 def features_path(root: str | Path, space: SearchSpace | str) -> Path:
     """Where the features of ``space`` live under ``root``."""
-    return Path(root) / (space if isinstance(space, str) else space.name)
+    return Path(root) / as_space(space).name
 
 
 def requested_archs(space: SearchSpace, archs: ArchRequest, seed: int = 0) -> list[Arch]:
@@ -109,7 +110,7 @@ def requested_archs(space: SearchSpace, archs: ArchRequest, seed: int = 0) -> li
         if archs < 1:
             raise ValueError(f"number of architectures must be >= 1, got {archs}")
         archs = space.sample_unique(int(archs), seed)
-    canonical = (space.canonical(space.parse(a) if isinstance(a, str) else a) for a in archs)
+    canonical = (space.canonical(space.as_arch(a)) for a in archs)
     return list(dict.fromkeys(canonical))
 
 
@@ -123,11 +124,11 @@ def extract_features(
     progress: bool = True,
 ) -> tuple[list[Arch], ExtractionSummary]:
     """Features of ``archs`` into ``root/<space>/`` (resumable); returns the archs and what was done."""
-    space = get_space(space) if isinstance(space, str) else space
+    space = as_space(space)
     wanted = requested_archs(space, archs, settings.seed)
     summary = extract_to_parquet(
         space, wanted, settings.dataset, features_path(root, space), num_inits=settings.num_inits,
-        batch=settings.batch, proj_dim=settings.proj_dim, address=address, seed=settings.seed,
+        batch_size=settings.batch_size, proj_dim=settings.proj_dim, address=address, seed=settings.seed,
         build=build, split=settings.split, progress=progress,
     )  # fmt: skip
     return wanted, summary
@@ -158,7 +159,7 @@ def check_settings(encoder: SetEncoder, settings: FeatureSettings) -> None:
     if not encoder.feature_meta_:
         return
     trained = FeatureSettings.from_meta(encoder.feature_meta_)
-    keys = ("dataset", "batch", "proj_dim", "seed", "split")
+    keys = ("dataset", "batch_size", "proj_dim", "seed", "split")
     differ = _differences(vars(trained), vars(settings), keys)
     if differ:
         raise ValueError(f"settings differ from the encoder's (encoder vs requested: {'; '.join(differ)})")
@@ -223,7 +224,7 @@ def embed_features_dir(
     encoder: SetEncoder, path: str | Path, space: SearchSpace | str, archs: Iterable[Arch] | None = None
 ) -> ArchEmbeddings:
     """Embeddings of the architectures stored in ``path`` (all, or ``archs`` in that order)."""
-    space = get_space(space) if isinstance(space, str) else space
+    space = as_space(space)
     order = None if archs is None else [a.key for a in archs]
     wanted = None if order is None else set(order)
     texts: dict[str, str] = {}
@@ -256,7 +257,7 @@ def embed_architectures(
     Features are taken with the encoder's own settings (or ``settings`` for an encoder that
     has none recorded); ``dataset``, when given, must be the one the encoder was trained on.
     """
-    space = get_space(space) if isinstance(space, str) else space
+    space = as_space(space)
     settings = settings or FeatureSettings.from_meta(encoder.feature_meta_)
     if dataset is not None and dataset != settings.dataset:
         raise ValueError(f"encoder was trained on features of dataset {settings.dataset!r}, not {dataset!r}")
@@ -279,14 +280,14 @@ def _inputs_and_meta(settings: FeatureSettings) -> tuple[torch.Tensor, np.ndarra
     from raynas.data import load_dataset
 
     data = load_dataset(settings.dataset)
-    inputs = input_batch(data, settings.batch, settings.split, settings.seed)
+    inputs = input_batch(data, settings.batch_size, settings.split, settings.seed)
     basis = input_basis(inputs, settings.proj_dim)
     meta = {
         **vars(settings),
         "inputs_sha1": hashlib.sha1(inputs.numpy().tobytes()).hexdigest(),
         "in_shape": list(inputs.shape[1:]),
         "num_classes": data.num_classes,
-        "shape": [settings.num_inits, settings.batch, int(basis.shape[1])],
+        "shape": [settings.num_inits, settings.batch_size, int(basis.shape[1])],
     }
     return inputs, basis, meta
 
@@ -353,7 +354,7 @@ def build_embeddings(
         address: Ray address for the extraction (None: the running session, else a local one).
     """
     spaces = [spaces] if isinstance(spaces, (str, SearchSpace)) else list(spaces)
-    spaces = [get_space(s) if isinstance(s, str) else s for s in spaces]
+    spaces = [as_space(s) for s in spaces]
     if not spaces:
         raise ValueError("give at least one search space")
     out = Path(out)
@@ -367,7 +368,7 @@ def build_embeddings(
     summary = BuildSummary(out, encoder_path, train)
     wanted: dict[str, list[Arch]] = {}
     start = time.perf_counter()
-    with _ray_session(address):
+    with ray_session(address):
         for space in spaces:
             request = archs.get(space.name) if isinstance(archs, Mapping) else archs
             build = (builds or {}).get(space.name)
@@ -387,21 +388,6 @@ def build_embeddings(
     write_embeddings(tables, out)
     summary.embed_s, summary.dim = time.perf_counter() - start, model.hparams["embed_dim"]
     return summary
-
-
-@contextlib.contextmanager
-def _ray_session(address: str | None) -> Iterator[None]:
-    """The running Ray session, or one started here (joining ``address``) for every space's extraction."""
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def load_encoder(path: str | Path) -> SetEncoder:

@@ -1,11 +1,11 @@
-"""A GP fitted on the embeddings of a few labelled architectures of one space.
+"""A GP over the architectures of one space, on vectors that describe them.
 
-The CG predictor transfers what other spaces' labels teach; a GP on the target space's own
-Jacobian embeddings learns only from its labels, and the two make different mistakes.
-Stacked (:class:`~predictors.stacking.StackedPredictor`, equal weights), they rank better
-than either.  All 8,765 NB201 classes, 100 labels, 3 seeds: CG 0.876; GP on the embeddings
-of synthetic inputs through C=16 N=2 networks 0.881, stacked **0.920**; GP on the cheaper
-digits C=8 N=1 embeddings 0.814, stacked 0.894.
+The vectors are an embedding table's (e.g. Jacobian embeddings: rows scaled to unit length,
+PCA-reduced, as the embedding searcher uses them) or the space's own config, one-hot encoded
+(computed on demand, so any architecture of the space can be fitted or predicted).  This is
+the one GP predictor of raynas: predictor-guided evolution's default predictor, and a
+learning member of :class:`~predictors.stacking.StackedPredictor` beside the CG predictor
+(they make different mistakes, so the stack ranks better than either).
 """
 from __future__ import annotations
 
@@ -16,34 +16,63 @@ import numpy as np
 from predictors.embeddings import ArchEmbeddings, reduce_vectors
 from predictors.gp import GPSurrogate, check_warp, warped
 from raynas.arch import Arch
+from search_spaces import SearchSpace
 
 
 class EmbeddingGPPredictor:
-    """``fit(archs, y)`` / ``predict(archs) -> (mean, std)`` for architectures of ``embeddings``.
+    """``fit(archs, y)`` / ``predict(archs) -> (mean, std)`` with a Matern GP on architecture vectors.
 
     Args:
-        embeddings: vectors of every architecture to be fitted or predicted.
-        dim: PCA dimensions (as the embedding searcher: a GP on ~100 points cannot use 256).
-        warp: fit the normal scores of the label ranks (``"rank"``, predictions are then in
+        embeddings: an embedding table holding every architecture to be fitted or predicted,
+            or a search space, whose one-hot config encoding is used.
+        dim: PCA dimensions of a table's vectors (a GP on ~100 points cannot use 256); None
+            keeps them all.  One-hot vectors are used as they are.
+        warp: fit the normal scores of the label ranks (``"rank"``; predictions are then in
             those units: fine for ranking and stacking) or the labels themselves (``"none"``).
+        max_train: fit on at most this many best labels (None: all).
+        nu, ard: the Matern kernel's smoothness and per-dimension length-scales.
+        seed: the PCA's seed.
     """
 
-    def __init__(self, embeddings: ArchEmbeddings, dim: int | None = 16, warp: str = "rank", seed: int = 0):
+    def __init__(
+        self,
+        embeddings: ArchEmbeddings | SearchSpace,
+        dim: int | None = 16,
+        warp: str = "rank",
+        max_train: int | None = None,
+        nu: float = 2.5,
+        ard: bool = False,
+        seed: int = 0,
+    ):
         self.embeddings, self.warp = embeddings, check_warp(warp)
-        self.points = reduce_vectors(embeddings.vectors, dim if dim and dim < embeddings.dim else None, seed)
+        self.max_train, self.nu, self.ard = max_train, nu, ard
+        if isinstance(embeddings, ArchEmbeddings):
+            self.space = embeddings.space
+            self.points = reduce_vectors(embeddings.vectors, dim if dim and dim < embeddings.dim else None, seed)
+        else:
+            self.space, self.points = embeddings, None
+        self._one_hot: dict[str, np.ndarray] = {}  # canonical key -> one-hot vector
         self.gp_: GPSurrogate | None = None
 
     def fit(self, archs: Sequence[Arch], y: Sequence[float], **_: object) -> "EmbeddingGPPredictor":
-        self.gp_ = GPSurrogate(max_train=None).fit(self._rows(archs), warped(y, self.warp))
+        self.gp_ = GPSurrogate(self.nu, self.ard, self.max_train).fit(self.vectors(archs), warped(y, self.warp))
         return self
 
     def predict(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
         if self.gp_ is None:
             raise RuntimeError("EmbeddingGPPredictor is not fitted: call fit(archs, y) first")
-        return self.gp_.predict(self._rows(archs))
+        return self.gp_.predict(self.vectors(archs))
 
-    def _rows(self, archs: Sequence[Arch]) -> np.ndarray:
-        missing = [a for a in archs if a not in self.embeddings]
-        if missing:
-            raise KeyError(f"{len(missing)} architectures have no embedding in this table, e.g. {missing[0]}")
-        return self.points[self.embeddings.rows(archs)]
+    def vectors(self, archs: Sequence[Arch]) -> np.ndarray:
+        """The GP's input rows for ``archs``."""
+        archs = list(archs)
+        if self.points is not None:
+            missing = [a for a in archs if a not in self.embeddings]
+            if missing:
+                raise KeyError(f"{len(missing)} architectures have no embedding in this table, e.g. {missing[0]}")
+            return self.points[self.embeddings.rows(archs)]
+        new = [a for a in dict.fromkeys(archs) if a.key not in self._one_hot]
+        if new:
+            table = ArchEmbeddings.one_hot(self.space, new)
+            self._one_hot.update(zip((a.key for a in table.archs), table.vectors))
+        return np.stack([self._one_hot[a.key] for a in archs])

@@ -15,9 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from raynas.arch import Arch
-from raynas.benchmarks import read_parquet
-from raynas.results import write_parquet_atomic
-from search_spaces import SearchSpace, get_space
+from raynas.io import read_parquet, write_parquet_atomic
+from search_spaces import SearchSpace, as_space
 from ray.tune.search.sample import Categorical
 
 
@@ -80,7 +79,7 @@ class ArchEmbeddings:
             if len(names) != 1:
                 raise ValueError(f"embedding table {path} holds spaces {sorted(names)}; name the one to read")
             space = names.pop()
-        space = get_space(space) if isinstance(space, str) else space
+        space = as_space(space)
         keep = np.asarray(table.column("space").to_pylist()) == space.name
         if not keep.any():
             raise ValueError(f"embedding table {path} has no rows of space {space.name!r}; spaces: {sorted(names)}")

@@ -1,9 +1,7 @@
 """A deep ensemble: several predictors trained from different seeds, predictions averaged.
 
-A predictor trained on other spaces' labels transfers with seed-to-seed spread (CG predictor
-on NB201 with 0 NB201 labels: SRCC 0.774-0.803 over three seeds); averaging the members
-removes most of it and lands above the best single member's mean (see
-``bench/predictor_transfer.py --ensemble``).  Members are independent, so on a Ray cluster
+A predictor trained on other spaces' labels transfers with seed-to-seed spread; averaging
+the members removes most of it (``bench/predictor_transfer.py --ensemble`` measures it).  Members are independent, so on a Ray cluster
 they can be fitted as tasks; here they are fitted one after another.
 """
 from __future__ import annotations

@@ -38,7 +38,7 @@ architecture, and the encoder normalises it.
 
 **Cost.**  One forward and one input-only backward per initialisation, plus building the
 network; initialisations run one after another (``torch.func.vmap`` over stacked
-initialisations was measured ~15% slower on CPU: batched weights become grouped convolutions).
+initialisations is slower on CPU: batched weights become grouped convolutions).
 Run with one torch thread per process (Ray workers do, see :mod:`predictors.jacobian_store`).
 
 **Determinism.**  Initialisation ``k`` draws from torch's RNG seeded by ``(seed, k)``
@@ -58,8 +58,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from raynas.arch import Arch
-from raynas.data import ImageDataset, load_dataset
-from search_spaces import SearchSpace, get_space
+from raynas.data import ImageDataset, as_dataset
+from search_spaces import SearchSpace, as_space
 
 ModelSource = Callable[[], nn.Module] | Arch | str
 
@@ -69,20 +69,13 @@ def init_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def input_batch(dataset: str | ImageDataset, batch: int = 256, split: str = "train", seed: int = 0) -> torch.Tensor:
-    """``batch`` normalised images of ``split`` (a seeded random subset), ``B x C x H x W``.
+def input_batch(dataset: str | ImageDataset, batch_size: int = 256, split: str = "train", seed: int = 0) -> torch.Tensor:
+    """``batch_size`` normalised images of ``split`` (a seeded random subset), ``B x C x H x W``.
 
     ``dataset`` is a spec for :func:`raynas.data.load_dataset` (``"digits"``,
     ``"cifar10:/path"``, ...) or an already loaded :class:`~raynas.data.ImageDataset`.
     """
-    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
-    if not isinstance(data, ImageDataset):
-        raise ValueError(f"dataset must be a dataset spec string or an ImageDataset, got {type(dataset).__name__}")
-    available = data.size(split)
-    if not 1 <= batch <= available:
-        raise ValueError(f"batch must be in [1, {available}] (the size of {data.name}/{split}), got {batch}")
-    index = torch.randperm(available, generator=torch.Generator().manual_seed(int(seed)))[:batch].sort().values
-    return data.normalise(data.x[split][index])
+    return as_dataset(dataset).sample(batch_size, split, seed)[0]
 
 
 def svd_basis(matrix: np.ndarray | torch.Tensor, dim: int) -> np.ndarray:
@@ -113,7 +106,7 @@ def input_basis(inputs: torch.Tensor, dim: int = 128) -> np.ndarray:
 
 def _batch_stats_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
     """BatchNorm with this batch's statistics as constants: rows stay independent."""
-    with torch.no_grad():  # the native kernel's statistics: ~2x faster than torch.var_mean on N x C x H x W
+    with torch.no_grad():  # the native kernel's statistics: faster than torch.var_mean on N x C x H x W
         _, mean, invstd = torch.ops.aten.native_batch_norm(x, None, None, None, None, True, 0.0, self.eps)
     return F.batch_norm(x, mean, invstd.pow(-2) - self.eps, self.weight, self.bias, False, 0.0, self.eps)
 
@@ -174,8 +167,8 @@ def model_factory(
         return model
     if space is None:
         raise ValueError("an Arch or arch string needs its search space: pass space=... (an object or a registered name)")
-    space = get_space(space) if isinstance(space, str) else space
-    arch = space.canonical(space.parse(model) if isinstance(model, str) else model)
+    space = as_space(space)
+    arch = space.canonical(space.as_arch(model))
     options = dict(build or {})
     return lambda: space.build(arch, num_classes=num_classes, in_shape=in_shape, **options)
 

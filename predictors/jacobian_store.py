@@ -26,6 +26,7 @@ architectures are recomputed.  Two runs must not write into one directory at the
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -40,9 +41,10 @@ import torch
 
 from predictors.jacobian import input_basis, input_batch, jacobian_features
 from raynas.arch import Arch
-from raynas.data import ImageDataset, load_dataset
-from raynas.results import atomic_path, write_parquet_atomic
-from search_spaces import SearchSpace, get_space
+from raynas.data import ImageDataset, as_dataset
+from raynas.io import atomic_write, write_parquet_atomic
+from raynas.parallel import ray_session, use_allotted_threads
+from search_spaces import SearchSpace, as_space
 
 SHAPE_KEY = b"raynas.jacobian.shape"
 META_FILE = "_meta.json"
@@ -66,7 +68,7 @@ def extract_to_parquet(
     dataset: str | ImageDataset,
     out_path: str | Path,
     num_inits: int = 4,
-    batch: int = 256,
+    batch_size: int = 256,
     proj_dim: int = 128,
     address: str | None = None,
     chunk: int = 64,
@@ -84,8 +86,8 @@ def extract_to_parquet(
         dataset: where the input batch comes from: a :func:`raynas.data.load_dataset` spec
             (``"digits"``, ``"cifar10:/path"``) or a loaded dataset.
         out_path: the dataset directory (created; resumed when it exists).
-        num_inits, batch, proj_dim: ``K``, ``B`` and ``P`` (see :mod:`predictors.jacobian`).
-        address: Ray address to connect to when no Ray session is running (None: start a local
+        num_inits, batch_size, proj_dim: ``K``, ``B`` and ``P`` (see :mod:`predictors.jacobian`).
+        address: Ray address to join when no Ray session is running (None: start a local
             one, shut down afterwards); a running session is used as it is.
         chunk: architectures per part file.
         seed: picks the input images, the sampled architectures and the initialisations.
@@ -93,16 +95,14 @@ def extract_to_parquet(
         split: dataset split the input images come from.
         progress: show a progress bar on stderr.
     """
-    import ray
-
-    space = get_space(space) if isinstance(space, str) else space
-    for name, value in {"num_inits": num_inits, "batch": batch, "chunk": chunk}.items():
+    space = as_space(space)
+    for name, value in {"num_inits": num_inits, "batch_size": batch_size, "chunk": chunk}.items():
         if int(value) < 1:
             raise ValueError(f"{name} must be >= 1, got {value!r}")
     if int(proj_dim) < 1:
         raise ValueError(f"projection dimension P (proj_dim) must be >= 1, got {proj_dim!r}")
-    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
-    inputs = input_batch(data, batch, split, seed)
+    data = as_dataset(dataset)
+    inputs = input_batch(data, batch_size, split, seed)
     out = Path(out_path)
     meta = {
         "space": space.name,
@@ -112,20 +112,30 @@ def extract_to_parquet(
         "in_shape": list(inputs.shape[1:]),
         "num_classes": data.num_classes,
         "num_inits": int(num_inits),
-        "batch": int(batch),
+        "batch_size": int(batch_size),
         "proj_dim": int(proj_dim),
         "seed": int(seed),
         "build": dict(build or {}),
     }
     meta = json.loads(json.dumps(meta))  # as it reads back from _meta.json (tuples -> lists)
     basis = _prepare_directory(out, meta, inputs)
-    meta["shape"] = [int(num_inits), int(batch), int(basis.shape[1])]
+    meta["shape"] = [int(num_inits), int(batch_size), int(basis.shape[1])]
     stored = stored_keys(out)
     todo, duplicates, already = _plan(space, archs_or_count, seed, stored)
 
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    with ray_session(address):
+        writer = _extract(space, todo, out, meta, inputs, basis, chunk, progress)
+    return ExtractionSummary(out, writer.rows, already, duplicates)
+
+
+def _extract(
+    space: SearchSpace, todo: list[Arch], out: Path, meta: dict, inputs: torch.Tensor, basis: np.ndarray, chunk: int,
+    progress: bool,
+) -> "_PartWriter":
+    """Run the feature tasks of ``todo`` (at most two per cluster CPU in flight) and stream
+    the results to part files; finished results are written before any error propagates."""
+    import ray
+
     refs = {name: ray.put(value) for name, value in (("space", space), ("inputs", inputs), ("basis", torch.from_numpy(basis)))}
     task = ray.remote(num_cpus=1)(_extract_one)
     in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
@@ -156,9 +166,7 @@ def extract_to_parquet(
             ray.cancel(ref)
         writer.flush()
         bar.close()
-        if started:
-            ray.shutdown()
-    return ExtractionSummary(out, writer.rows, already, duplicates)
+    return writer
 
 
 def _keep_finished(pending: dict[Any, Arch], writer: "_PartWriter") -> None:
@@ -176,8 +184,6 @@ def _keep_finished(pending: dict[Any, Arch], writer: "_PartWriter") -> None:
 
 def _extract_one(space: SearchSpace, text: str, inputs: torch.Tensor, basis: torch.Tensor, meta: dict) -> np.ndarray:
     """Ray task: features of one (canonical) architecture, on the CPU Ray gave this task."""
-    from raynas.trainables.settings import use_allotted_threads
-
     use_allotted_threads()
     return jacobian_features(
         space.parse(text),
@@ -206,7 +212,7 @@ def _plan(
     todo: dict[str, Arch] = {}
     duplicates = already = 0
     for item in archs:
-        arch = space.canonical(space.parse(item) if isinstance(item, str) else item)
+        arch = space.canonical(space.as_arch(item))
         if arch.key in stored:
             already += 1
         elif arch.key in todo:
@@ -235,16 +241,12 @@ def _prepare_directory(out: Path, meta: dict, inputs: torch.Tensor) -> np.ndarra
         raise ValueError(f"{out} has part files but no {META_FILE}; it was not written by extract_to_parquet")
     out.mkdir(parents=True, exist_ok=True)
     basis = input_basis(inputs, meta["proj_dim"])
-    _atomic_write(basis_path, lambda handle: np.save(handle, basis))
-    shape = [meta["num_inits"], meta["batch"], int(basis.shape[1])]
-    _atomic_write(meta_path, lambda handle: handle.write(json.dumps({**meta, "shape": shape}, indent=1).encode()))
+    buffer = io.BytesIO()
+    np.save(buffer, basis)
+    atomic_write(basis_path, buffer.getvalue())
+    shape = [meta["num_inits"], meta["batch_size"], int(basis.shape[1])]
+    atomic_write(meta_path, json.dumps({**meta, "shape": shape}, indent=1))
     return basis
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """``write(handle)`` into a temporary file renamed over ``path`` (see :func:`atomic_path`)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        write(handle)
 
 
 class _PartWriter:

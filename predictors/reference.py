@@ -70,7 +70,7 @@ class ReferenceScore:
     table_percentile: float  # % of the reference architectures whose real accuracy is below ``predicted``
     predicted_percentile: float  # % of the reference architectures the predictor scores below the model
     params: int
-    neighbours: list[tuple[str, float, float]] = field(default_factory=list)  # (arch, real accuracy, cosine)
+    neighbors: list[tuple[str, float, float]] = field(default_factory=list)  # (arch, real accuracy, cosine)
 
 
 @dataclass
@@ -108,7 +108,7 @@ class Reference:
         chosen = np.random.default_rng(seed).choice(len(rows), size=min(num_archs, len(rows)), replace=False)
         archs = [table.archs[rows[i][0]] for i in chosen]
         accuracy = np.array([valid[rows[i]].mean() for i in chosen])
-        model = predictor if predictor is not None else CGPredictor(build_hp={space: {}}, seed=seed)
+        model = predictor if predictor is not None else CGPredictor(builds={space: {}}, seed=seed)
         return cls(table.archs[0].space, archs, accuracy, model)
 
     def fit(self) -> "Reference":
@@ -125,20 +125,20 @@ class Reference:
             self._scored = (mean, _unit(self.predictor.embed(self.archs)))
         return self._scored
 
-    def score(self, model: nn.Module, neighbours: int = 3) -> ReferenceScore:
+    def score(self, model: nn.Module, neighbors: int = 3) -> ReferenceScore:
         """Predict ``model``'s accuracy in this reference's units and place it among the references."""
         graph = self.predictor.graphs([model])  # traced once, for the prediction and the embedding
         mean, std = self.predictor.predict(graph, groups=[self.space])
         ref_mean, ref_unit = self._references()
         cosine = ref_unit @ _unit(self.predictor.embed(graph))[0]
-        closest = np.argsort(-cosine)[:neighbours]
+        closest = np.argsort(-cosine)[:neighbors]
         return ReferenceScore(
             predicted=float(mean[0]),
             std=float(std[0]),
             table_percentile=float(100 * np.mean(self.accuracy < mean[0])),
             predicted_percentile=float(100 * np.mean(ref_mean < mean[0])),
             params=sum(p.numel() for p in model.parameters()),
-            neighbours=[(str(self.archs[i]), float(self.accuracy[i]), float(cosine[i])) for i in closest],
+            neighbors=[(str(self.archs[i]), float(self.accuracy[i]), float(cosine[i])) for i in closest],
         )
 
 

@@ -16,7 +16,7 @@ magnitudes differ by orders of magnitude stay in range while the scale, which di
 between architectures than between initialisations, still informs the embedding.
 
 Training (:func:`train_encoder`): every step takes a batch of architectures, two different
-random initialisations of each, and minimises :func:`nt_xent`: the two initialisations of one
+random initialisations of each, and minimises :func:`~raynas.losses.nt_xent`: the two initialisations of one
 architecture are the positive pair, every other architecture in the batch is a negative
 (published: Adam, lr 5e-5 decayed by 0.95 per epoch, batch 1024, 30 epochs, temperature 0.1).
 An architecture's embedding (:func:`embed`) is the mean of ``h`` over its initialisations.
@@ -32,7 +32,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from predictors.jacobian_store import iter_features, read_meta
-from predictors.saved import load_dir, save_dir
+from raynas.io import load_dir, save_dir
+from raynas.losses import nt_xent
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -95,23 +96,6 @@ class SetEncoder(nn.Module):
         encoder.loss_history_ = list(config.get("loss_history", []))
         encoder.feature_meta_ = dict(config.get("feature_meta", {}))
         return encoder.eval()
-
-
-def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
-    """Normalised temperature-scaled cross entropy (SimCLR) of ``N`` positive pairs.
-
-    Row ``i`` of ``z1`` and row ``i`` of ``z2`` are a positive pair; each of the ``2N``
-    projections is classified against the other ``2N - 1`` by cosine similarity / temperature.
-    """
-    if z1.shape != z2.shape or z1.dim() != 2 or len(z1) < 1:
-        raise ValueError(f"z1 and z2 must both be N x D with N >= 1, got {tuple(z1.shape)} and {tuple(z2.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
-    n = len(z1)
-    z = F.normalize(torch.cat([z1, z2]), dim=1)
-    logits = (z @ z.T / temperature).masked_fill(torch.eye(2 * n, dtype=torch.bool), float("-inf"))
-    target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
-    return F.cross_entropy(logits, target)
 
 
 def _batches(source: str | Path | np.ndarray, batch_size: int, seed: int) -> Iterator[np.ndarray]:

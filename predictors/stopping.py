@@ -38,6 +38,8 @@ from ray.tune.result import DEFAULT_METRIC
 from ray.tune.schedulers.trial_scheduler import FIFOScheduler, TrialScheduler
 from sklearn.linear_model import BayesianRidge
 
+from predictors.base import check_predictor
+
 if TYPE_CHECKING:
     from ray.tune.execution.tune_controller import TuneController
 
@@ -125,9 +127,7 @@ class PredictiveStoppingScheduler(FIFOScheduler):
             raise ValueError(f"keep_fraction must be in [0, 1), got {keep_fraction!r}")
         if not (isinstance(min_completed, int) and min_completed >= 2):
             raise ValueError(f"min_completed must be an integer >= 2 (a predictor needs two points), got {min_completed!r}")
-        predictor = BayesianLinearPredictor() if predictor is None else predictor
-        if not (callable(getattr(predictor, "fit", None)) and callable(getattr(predictor, "predict", None))):
-            raise ValueError(f"predictor must have fit(X, y) and predict(X) -> (mean, std); got {type(predictor).__name__}")
+        predictor = BayesianLinearPredictor() if predictor is None else check_predictor(predictor, "X")
         super().__init__()
         self._time_attr = time_attr
         self._metric = metric

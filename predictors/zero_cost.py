@@ -47,8 +47,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from raynas.arch import Arch
-from raynas.data import ImageDataset, load_dataset
-from search_spaces import SearchSpace, get_space
+from raynas.data import ImageDataset, as_dataset
+from search_spaces import SearchSpace, as_space
 
 PROXIES: tuple[str, ...] = ("synflow", "jacov", "snip", "grad_norm", "naswot", "fisher", "params", "flops")
 ALIASES: dict[str, str] = {"nwot": "naswot"}
@@ -238,18 +238,11 @@ def proxy_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A seeded batch of normalised images and labels, resized to ``in_shape`` if given.
 
-    The images are the ones :func:`predictors.jacobian.input_batch` picks for the same seed.
-    Resizing is bilinear; a greyscale batch is repeated over the channels (so 8x8 digits can
+    The images are the ones :meth:`~raynas.data.ImageDataset.sample` picks for the same seed
+    (as for Jacobian features).  Resizing is bilinear; a greyscale batch is repeated over the channels (so 8x8 digits can
     feed the 3 x 32 x 32 NB201 CIFAR network).
     """
-    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
-    if not isinstance(data, ImageDataset):
-        raise ValueError(f"dataset must be a dataset spec string or an ImageDataset, got {type(dataset).__name__}")
-    available = data.size(split)
-    if not 1 <= batch_size <= available:
-        raise ValueError(f"batch_size must be in [1, {available}] (the size of {data.name}/{split}), got {batch_size}")
-    index = torch.randperm(available, generator=torch.Generator().manual_seed(int(seed)))[:batch_size].sort().values
-    x, y = data.normalise(data.x[split][index]), data.y[split][index]
+    x, y = as_dataset(dataset).sample(batch_size, split, seed)
     return (x if in_shape is None else resize(x, tuple(in_shape))), y
 
 
@@ -297,7 +290,7 @@ class ZeroCostPredictor:
         build: Mapping[str, Any] | None = None,
     ):
         self.proxy = proxy_name(proxy)
-        self.space = get_space(space) if isinstance(space, str) else space
+        self.space = as_space(space)
         self.dataset = dataset
         self.batch_size = batch_size
         self.num_classes = num_classes
@@ -314,7 +307,7 @@ class ZeroCostPredictor:
     def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (cached) scoring batch."""
         if self._batch is None:
-            data = load_dataset(self.dataset) if isinstance(self.dataset, str) else self.dataset
+            data = as_dataset(self.dataset)
             self._classes = self.num_classes or data.num_classes
             self._batch = proxy_batch(data, self.batch_size, self.in_shape, seed=self.seed)
         return self._batch
@@ -329,7 +322,7 @@ class ZeroCostPredictor:
             if isinstance(item, (Arch, str)):
                 if self.space is None:
                     raise ValueError("Arch or arch-string inputs need space=... (an object or a registered name)")
-                arch = self.space.parse(item) if isinstance(item, str) else item
+                arch = self.space.as_arch(item)
                 return self.space.build(arch, num_classes=self._classes, in_shape=tuple(x.shape[1:]), **self.build)
             if callable(item):
                 return item()

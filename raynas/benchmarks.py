@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from raynas.arch import Arch
-from search_spaces import SearchSpace, get_space
+from raynas.io import read_parquet
+from search_spaces import SearchSpace, as_space
 
 SPLITS = ("valid", "test")
 #: length of the full training schedule of each benchmark, in epochs
@@ -34,24 +34,6 @@ EXTRA_COLUMNS: dict[str, tuple[str, float]] = {
     "train_time_total_s": ("train_time_s", 1.0),
 }
 _ACC_COLUMN = re.compile(r"^(?P<dataset>[a-z0-9]+)_(?P<split>valid|test)_acc(?:_(?P<epochs>\d+)ep)?$")
-
-
-def read_parquet(path: str | Path, what: str = "benchmark table", columns: Sequence[str] = ()) -> pa.Table:
-    """Read a Parquet table, turning I/O and format failures and missing ``columns`` into
-    errors that name the file (as ``what``)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{what} {path} does not exist (expected a Parquet file)")
-    if path.is_dir():  # pyarrow would read every file below it as one dataset (think of "/")
-        raise ValueError(f"{what} {path} is a directory; give the Parquet file itself")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as err:
-        raise ValueError(f"{what} {path} is not a readable Parquet file: {err}") from err
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise ValueError(f"{what} {path} lacks columns {missing}; has {table.column_names}")
-    return table
 
 
 @dataclass
@@ -88,7 +70,7 @@ class TabularBenchmark:
         full_epochs: int | None = None,
     ) -> "TabularBenchmark":
         """Load the rows of ``path`` for ``dataset`` (any ``<dataset>_*_acc`` prefix)."""
-        space = get_space(space) if isinstance(space, str) else space
+        space = as_space(space)
         table = read_parquet(path)
         names = table.column_names
         accuracy = _accuracy_columns(names, table)

@@ -84,12 +84,15 @@ def _key_values(pairs: Sequence[str], flag: str) -> dict[str, object]:
 
 
 def _configure_search(parser: argparse.ArgumentParser) -> None:
-    from raynas.experiment import TRAINABLES, SearchSettings
+    from raynas.experiment import SearchSettings
+    from raynas.trainables.registry import available_trainables, trainable_info
+    from searchers.registry import available_searchers
 
     d = SearchSettings()
+    trainables = "; ".join(f"{n}: {trainable_info(n).summary}" for n in available_trainables())
     parser.add_argument("--space", default=d.space, help="search space (see `raynas spaces`)")
-    parser.add_argument("--searcher", default=d.searcher, help="random, rea, tpe, nevergrad, ax, ...")
-    parser.add_argument("--trainable", default=d.trainable, choices=TRAINABLES)
+    parser.add_argument("--searcher", default=d.searcher, help=f"one of {', '.join(available_searchers())}")
+    parser.add_argument("--trainable", default=d.trainable, choices=available_trainables(), help=trainables)
     parser.add_argument("--dataset", default=d.dataset, help="digits | cifar10:/path/to/cifar-10-batches-py | synthetic")
     parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark)")
     parser.add_argument("--metric", help="metric to optimise (default: val_acc, for --trainable selfsup ssl_loss)")
@@ -200,7 +203,7 @@ def _configure_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="encoder learning rate (Adam, x0.95 per epoch)")
     parser.add_argument("--embed-dim", type=int, default=256, help="size of a new encoder's embeddings")
     parser.add_argument("--inits", type=int, help="K random initialisations per architecture (default: the encoder's, else 4)")
-    parser.add_argument("--batch", type=int, help="B images per Jacobian (default: the encoder's, else 256)")
+    parser.add_argument("--batch-size", type=int, help="B images per Jacobian (default: the encoder's, else 256)")
     parser.add_argument("--proj", type=int, help="P projection directions (default: the encoder's, else 128)")
     parser.add_argument("--build", default="{}", help='space.build options as JSON, e.g. \'{"C": 8, "N": 1}\', '
                         'or per space: \'{"nb201": {"C": 8}, "nb101": {"stem_channels": 16}}\'')  # fmt: skip
@@ -231,7 +234,7 @@ def _run_embed(args: argparse.Namespace) -> int:
     if not args.train_encoder:
         meta = load_encoder(encoder_dir).feature_meta_
         trained_on = vars(FeatureSettings.from_meta(meta)) if meta else {}
-    given = {"dataset": args.dataset, "num_inits": args.inits, "batch": args.batch, "proj_dim": args.proj, "seed": args.seed}
+    given = {"dataset": args.dataset, "num_inits": args.inits, "batch_size": args.batch_size, "proj_dim": args.proj, "seed": args.seed}
     settings = FeatureSettings(**{**vars(FeatureSettings()), **trained_on, **{k: v for k, v in given.items() if v is not None}})
     summary = build_embeddings(
         spaces, args.out, settings, archs=args.num_archs, features_root=args.features,
@@ -267,7 +270,7 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictor", help="saved CGPredictor directory: loaded if present, else fitted and saved there")
     parser.add_argument("--in-shape", default="3,32,32", help="C,H,W of one input image (the reference's, for NB201 3,32,32)")
     parser.add_argument("--num-classes", type=int, default=10)
-    parser.add_argument("--neighbours", type=int, default=3, help="closest reference architectures to list")
+    parser.add_argument("--neighbors", type=int, default=3, help="closest reference architectures to list")
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -282,7 +285,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     models = [build_user_model(load_builder(spec), args.num_classes) for spec in args.model]
     saved = args.predictor and Path(args.predictor).is_dir()
     predictor = CGPredictor.load(args.predictor) if saved else CGPredictor(
-        build_hp={args.reference: {}}, input_shape=(1, *in_shape), seed=args.seed,
+        builds={args.reference: {}}, input_shape=(1, *in_shape), seed=args.seed,
         cache_dir=Path(args.predictor) / "graphs" if args.predictor else None,
     )  # fmt: skip
     reference = Reference.from_table(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, predictor)
@@ -294,12 +297,12 @@ def _run_predict(args: argparse.Namespace) -> int:
     action = "loaded" if saved else f"fitted on {len(reference.archs)} archs in {time.perf_counter() - start:.0f} s"
     print(f"reference  {reference.space} ({args.dataset} valid accuracy), CG predictor {action}")
     for spec, model in zip(args.model, models):
-        s = reference.score(model, args.neighbours)
+        s = reference.score(model, args.neighbors)
         print(f"\n{spec}  ({s.params:,} params)")
         print(f"  predicted accuracy  {s.predicted:.2f} ± {s.std:.2f}")
         print(f"  percentile          {s.table_percentile:.0f}% of the reference table's accuracies lie below it; "
               f"the predictor ranks it above {s.predicted_percentile:.0f}% of them")  # fmt: skip
-        for arch, acc, cosine in s.neighbours:
+        for arch, acc, cosine in s.neighbors:
             print(f"  similar             {arch}  accuracy {acc:.2f}  cosine {cosine:.2f}")
     return 0
 

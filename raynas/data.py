@@ -18,6 +18,7 @@ over the batch in plain torch.
 """
 from __future__ import annotations
 
+import functools
 import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -64,6 +65,15 @@ class ImageDataset:
         std = torch.tensor(self.std).view(1, -1, 1, 1)
         return (x.float() * self.scale - mean) / std
 
+    def sample(self, batch_size: int, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """A seeded random subset of ``split`` (in dataset order): normalised images and labels.
+        The same seed picks the same images for every consumer (Jacobians, zero-cost proxies)."""
+        available = self.size(split)
+        if not 1 <= batch_size <= available:
+            raise ValueError(f"batch_size must be in [1, {available}] (the size of {self.name}/{split}), got {batch_size}")
+        index = torch.randperm(available, generator=torch.Generator().manual_seed(int(seed)))[:batch_size].sort().values
+        return self.normalise(self.x[split][index]), self.y[split][index]
+
     def batches(
         self,
         split: str,
@@ -103,6 +113,21 @@ def augment_batch(
         mirrored = torch.rand(n, generator=generator) < 0.5
         images = torch.where(mirrored[:, None, None, None], images.flip(3), images)
     return images
+
+
+def as_dataset(source: str | ImageDataset) -> ImageDataset:
+    """``source`` itself, or the dataset the spec ``source`` names, loaded once per process
+    (a reused Tune actor or a worker scoring many architectures reads it once)."""
+    if isinstance(source, ImageDataset):
+        return source
+    if not isinstance(source, str):
+        raise ValueError(f"dataset must be a dataset spec string or an ImageDataset, got {type(source).__name__}")
+    return _cached(source)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached(spec: str) -> ImageDataset:
+    return load_dataset(spec)
 
 
 def load_dataset(spec: str, seed: int = 0) -> ImageDataset:

@@ -14,22 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray import tune
 
 from raynas import storage
-from raynas.results import atomic_path, pareto_table, plot_pareto, plot_trajectory, trials_table, write_parquet_atomic
+from raynas.io import atomic_write, write_parquet_atomic
+from raynas.parallel import ray_session
+from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table
+from raynas.trainables.registry import TrainableInfo, trainable_info
 
-TRAINABLES = ("standalone", "benchmark", "selfsup")
-#: the metric a search optimises when none is given, per trainable
-DEFAULT_METRIC = {"standalone": "val_acc", "benchmark": "val_acc", "selfsup": "ssl_loss"}
-#: the mode of the reported metrics when none is given (others: "max")
-METRIC_MODES = {"val_acc": "max", "test_acc": "max", "knn_acc": "max", "ssl_loss": "min", "train_loss": "min",
-                "params": "min", "flops": "min"}  # fmt: skip
 #: the experiment's SearchSettings, written beside Tune's files so ``--resume DIR`` alone suffices
 SETTINGS_FILE = "raynas_settings.json"
-#: what the label-free trainable reports; a search on anything else would wait for nothing
-SELFSUP_METRICS = ("ssl_loss", "knn_acc", "params", "flops", "epoch_time_s")
 
 
 @dataclass
@@ -41,8 +35,8 @@ class SearchSettings:
     trainable: str = "standalone"
     dataset: str = "digits"
     benchmark: str | None = None
-    metric: str | None = None  # None: the trainable's DEFAULT_METRIC
-    mode: str | None = None  # None: METRIC_MODES of the metric, else "max"
+    metric: str | None = None  # None: the trainable's default metric
+    mode: str | None = None  # None: the mode the trainable declares for the metric
     num_samples: int = 16
     max_concurrent: int = 2
     epochs: int = 4
@@ -56,19 +50,21 @@ class SearchSettings:
     trainer_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.metric = self.metric or DEFAULT_METRIC.get(self.trainable, "val_acc")
-        self.mode = self.mode or METRIC_MODES.get(self.metric, "max")
+        info = trainable_info(self.trainable)
+        self.metric = self.metric or info.metric
+        self.mode = self.mode or info.mode(self.metric)
+
+    @property
+    def trainable_info(self) -> TrainableInfo:
+        return trainable_info(self.trainable)
 
     def check(self) -> None:
-        if self.trainable not in TRAINABLES:
-            raise ValueError(f"trainable must be one of {list(TRAINABLES)}, got {self.trainable!r}")
-        if self.trainable == "selfsup" and any(m not in SELFSUP_METRICS for m in (self.metric, *self.objectives)):
-            raise ValueError(
-                f"--trainable selfsup trains without labels and reports {list(SELFSUP_METRICS)} "
-                f"(knn_acc with --set knn_probe=true); got metric {self.metric!r}"
-            )
-        if self.trainable == "benchmark" and not self.benchmark:
-            raise ValueError("--trainable benchmark needs --benchmark PATH (a Parquet table)")
+        info = self.trainable_info
+        for metric in (self.metric, *self.objectives):
+            info.check_metric(metric)
+        info.check_space(self.space)
+        if info.shared == "benchmark" and not self.benchmark:
+            raise ValueError(f"--trainable {self.trainable} needs --benchmark PATH (a Parquet table)")
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1 or self.max_concurrent < 1:
@@ -100,33 +96,41 @@ class SearchOutcome:
 
 def _trainable(settings: SearchSettings) -> Any:
     """The trainable with its large read-only input put in the object store once."""
-    if settings.trainable == "benchmark":
+    info = settings.trainable_info
+    if info.shared == "benchmark":
         from raynas.benchmarks import TabularBenchmark
-        from raynas.trainables import BenchmarkTrainable
 
         table = TabularBenchmark.from_parquet(settings.benchmark, settings.space, settings.dataset)
-        return tune.with_parameters(BenchmarkTrainable, benchmark=table)
+        return tune.with_parameters(info.cls, benchmark=table)
     from raynas.data import load_dataset
-    from raynas.trainables import SelfSupervisedTrainable, StandaloneTrainable
 
-    trainable = SelfSupervisedTrainable if settings.trainable == "selfsup" else StandaloneTrainable
-    return tune.with_parameters(trainable, data=load_dataset(settings.dataset))
+    return tune.with_parameters(info.cls, data=load_dataset(settings.dataset))
 
 
 def _param_space(settings: SearchSettings) -> dict[str, Any]:
-    """Trainer constants; the searcher supplies the architecture keys."""
+    """Trainer constants; the searcher supplies the architecture keys.  A trainable that
+    trains the whole space in every trial (a supernet) runs one trial per seed instead."""
+    info = settings.trainable_info
     config: dict[str, Any] = {"space": settings.space, "dataset": settings.dataset, "seed": settings.seed}
-    if settings.trainable == "benchmark":
+    if info.shared == "benchmark":
         config["benchmark"] = str(Path(settings.benchmark).resolve())
     else:
         config["epochs"] = settings.epochs
+    if not info.searches_archs:
+        config["seed"] = tune.grid_search([settings.seed + i for i in range(settings.num_samples)])
     return {**config, **settings.trainer_options}
 
 
-def connect(address: str | None) -> None:
-    """Join a running cluster (``auto`` or ``HOST:PORT``) or start Ray on this machine."""
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False) if address else ray.init(include_dashboard=False)
+def _searcher(settings: SearchSettings) -> Any:
+    """The searcher proposing each trial's architecture (None: the trainable needs none)."""
+    if not settings.trainable_info.searches_archs:
+        return None
+    from searchers import make_searcher
+
+    return make_searcher(
+        settings.searcher, settings.space, settings.metric, settings.mode, settings.seed,
+        budget=settings.num_samples, objectives=settings.objectives or None, **settings.searcher_options,
+    )  # fmt: skip
 
 
 def save_settings(settings: SearchSettings, experiment_dir: str | Path) -> str:
@@ -134,8 +138,7 @@ def save_settings(settings: SearchSettings, experiment_dir: str | Path) -> str:
     (atomically: a crash leaves the old file or the new one)."""
     text = json.dumps(dataclasses.asdict(settings), indent=1, sort_keys=True)
     local = local_folder(experiment_dir)
-    with atomic_path(local / SETTINGS_FILE) as tmp:
-        tmp.write_text(text)
+    atomic_write(local / SETTINGS_FILE, text)
     if storage.is_uri(experiment_dir):
         storage.upload([local / SETTINGS_FILE], str(experiment_dir))
     return storage.join(str(experiment_dir), SETTINGS_FILE)
@@ -162,8 +165,6 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     ...; only ``address`` is taken from ``settings``): Tune restores the searcher and the
     trials, and the data the trainable gets must be the same as before.
     """
-    from searchers import make_searcher
-
     if resume:
         saved = load_settings(resume)
         if saved is not None:
@@ -173,42 +174,37 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         benchmark = str(Path(settings.benchmark).expanduser().resolve()) if settings.benchmark else None
         settings = dataclasses.replace(settings, name=name, benchmark=benchmark)
     settings.check()
-    connect(settings.address)
-    trainable = _trainable(settings)
-    if resume:
-        tuner = tune.Tuner.restore(storage.resolve(resume), trainable=trainable, resume_errored=True)
-    else:
-        root = storage.resolve(settings.storage)
-        options = dict(settings.searcher_options)
-        if settings.searcher == "nevergrad":
-            options.setdefault("budget", settings.num_samples)  # NGOpt picks its method from the budget
-        if settings.objectives and settings.searcher == "ax":  # others search the first objective
-            options.setdefault("objectives", dict(settings.objectives))
-        searcher = make_searcher(settings.searcher, settings.space, settings.metric, settings.mode, settings.seed, **options)
-        tuner = tune.Tuner(
-            trainable,
-            param_space=_param_space(settings),
-            tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                metric=settings.metric,
-                mode=settings.mode,
-                num_samples=settings.num_samples,
-                max_concurrent_trials=settings.max_concurrent,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=settings.name,
-                storage_path=root,
-                checkpoint_config=tune.CheckpointConfig(
-                    checkpoint_frequency=0 if settings.trainable == "benchmark" else 1, num_to_keep=1
+    with ray_session(settings.address, log_to_driver=True):
+        trainable = _trainable(settings)
+        if resume:
+            tuner = tune.Tuner.restore(storage.resolve(resume), trainable=trainable, resume_errored=True)
+        else:
+            root = storage.resolve(settings.storage)
+            searcher = _searcher(settings)
+            tuner = tune.Tuner(
+                trainable,
+                param_space=_param_space(settings),
+                tune_config=tune.TuneConfig(
+                    search_alg=searcher,
+                    metric=settings.metric,
+                    mode=settings.mode,
+                    num_samples=settings.num_samples if searcher is not None else 1,
+                    max_concurrent_trials=settings.max_concurrent,
+                    reuse_actors=True,
                 ),
-                failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                verbose=1,
-            ),
-        )
-        save_settings(settings, storage.join(root, settings.name))
-    results = tuner.fit()
-    return summarise(results, settings.metric, settings.mode, settings.objectives)
+                run_config=tune.RunConfig(
+                    name=settings.name,
+                    storage_path=root,
+                    checkpoint_config=tune.CheckpointConfig(
+                        checkpoint_frequency=settings.trainable_info.checkpoint_frequency, num_to_keep=1
+                    ),
+                    failure_config=tune.FailureConfig(max_failures=settings.max_failures),
+                    verbose=1,
+                ),
+            )
+            save_settings(settings, storage.join(root, settings.name))
+        results = tuner.fit()
+        return summarise(results, settings.metric, settings.mode, settings.objectives)
 
 
 def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None) -> SearchOutcome:

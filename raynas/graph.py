@@ -144,7 +144,7 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
 @contextmanager
 def _single_thread() -> Iterator[None]:
     """One intra-op thread for the duration: batch-of-one kernels are too small to share, and
-    on a busy machine the thread synchronisation made tracing 20x slower."""
+    on a busy machine the threads' synchronisation costs more than they compute."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -3,44 +3,14 @@ row per trial) and ``search_trajectory.png`` (best-so-far against trials); with 
 objectives also ``pareto.parquet`` (the non-dominated trials) and ``pareto_front.png``."""
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 _SKIP = {"config", "done", "should_checkpoint", "checkpoint_dir_name"}
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; on success it is flushed to disk and
-    renamed over ``path`` (atomic on POSIX), on any error removed.  A crash mid-write thus
-    leaves the previous file whole, and only hidden ``.<name>.*.tmp`` debris at worst."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        with open(tmp, "rb") as handle:  # the rename must not reach the disk before the data
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_parquet_atomic(table: pa.Table, path: str | Path) -> Path:
-    """Write to a temporary file beside ``path`` and rename, so readers never see half a file."""
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp)
-    return Path(path)
 
 
 def trials_table(results: Any) -> pa.Table:
@@ -104,34 +74,44 @@ def plot_trajectory(values: Sequence[float], metric: str, mode: str, path: str |
     return path
 
 
-def pareto_mask(points: np.ndarray, modes: Sequence[str]) -> np.ndarray:
-    """Which rows of ``points`` (trials x objectives) no other row dominates; rows with a
-    NaN are never on the front, and equal rows are all kept."""
+def _maximised(points: np.ndarray | Sequence[Sequence[float]], modes: Sequence[str]) -> np.ndarray:
+    """``points`` (rows x objectives) with each ``min`` column negated: larger is better everywhere."""
     signs = np.array([1.0 if m == "max" else -1.0 for m in modes])
-    scores = np.asarray(points, dtype=float) * signs  # larger is better in every column
+    points = np.asarray(points, dtype=float).reshape(-1, len(modes))
+    return points * signs
+
+
+def pareto_mask(points: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """Which rows of ``points`` (trials x objectives) no other row dominates (BoTorch's
+    ``is_non_dominated``); rows with a NaN are never on the front, and equal rows are all kept."""
+    import torch
+    from botorch.utils.multi_objective.pareto import is_non_dominated
+
+    scores = _maximised(points, modes)
     finite = np.isfinite(scores).all(axis=1)
-    mask = finite.copy()
-    for i in np.flatnonzero(finite):
-        others = scores[finite]
-        mask[i] = not np.any(np.all(others >= scores[i], axis=1) & np.any(others > scores[i], axis=1))
+    mask = np.zeros(len(scores), dtype=bool)
+    if finite.any():
+        mask[finite] = is_non_dominated(torch.from_numpy(scores[finite]), deduplicate=False).numpy()
     return mask
 
 
-def hypervolume_2d(points: np.ndarray, modes: Sequence[str], reference: Sequence[float]) -> float:
-    """Area dominated by ``points`` (n x 2) and bounded by ``reference``, in the objectives'
-    own units: for ``("max", "min")`` the region above reference[0] and below reference[1].
-    Points that do not improve on the reference in both objectives add nothing."""
-    if len(modes) != 2 or len(reference) != 2:
-        raise ValueError(f"hypervolume_2d needs 2 objectives and a 2-value reference, got {list(modes)}, {list(reference)}")
-    signs = np.array([1.0 if m == "max" else -1.0 for m in modes])
-    scores = np.asarray(points, dtype=float).reshape(-1, 2) * signs - np.asarray(reference, dtype=float) * signs
-    scores = scores[np.isfinite(scores).all(axis=1) & (scores > 0).all(axis=1)]
-    area, height = 0.0, 0.0
-    for x, y in sorted(map(tuple, scores), reverse=True):  # sweep from the best first objective down
-        if y > height:
-            area += x * (y - height)
-            height = y
-    return float(area)
+def hypervolume(points: np.ndarray, modes: Sequence[str], reference: Sequence[float]) -> float:
+    """Volume dominated by ``points`` (n x m) and bounded by ``reference``, in the objectives'
+    own units (BoTorch's ``Hypervolume``): for ``("max", "min")`` the area above reference[0]
+    and below reference[1].  Points that do not improve on the reference in every objective
+    add nothing."""
+    import torch
+    from botorch.utils.multi_objective.hypervolume import Hypervolume
+
+    if len(modes) != len(reference) or len(modes) < 2:
+        raise ValueError(f"hypervolume needs 2 or more objectives and a reference value for each, got {list(modes)}, {list(reference)}")
+    scores = _maximised(points, modes)
+    bound = _maximised([reference], modes)[0]
+    scores = scores[np.isfinite(scores).all(axis=1) & (scores > bound).all(axis=1)]
+    if not len(scores):
+        return 0.0
+    front = torch.from_numpy(scores[pareto_mask(scores, ["max"] * len(modes))])
+    return float(Hypervolume(torch.from_numpy(bound)).compute(front))
 
 
 def pareto_table(table: pa.Table, objectives: dict[str, str]) -> pa.Table:

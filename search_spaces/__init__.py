@@ -1,7 +1,7 @@
 """Search spaces as Ray Tune sampling domains.  Importing this package registers the
 built-in spaces, so ``get_space(name)`` finds them."""
-from search_spaces.base import SearchSpace, as_rng, check_choice, distinct
-from search_spaces.registry import available_spaces, get_space, register_space
+from search_spaces.base import SearchSpace, as_rng, check_choice
+from search_spaces.registry import as_space, available_spaces, get_space, register_space
 from search_spaces import nb201  # noqa: F401  (registers "nb201")
 from search_spaces import darts  # noqa: F401  (registers "darts")
 from search_spaces import darts_edges  # noqa: F401  (registers "darts-edges")
@@ -12,9 +12,9 @@ from search_spaces import nago  # noqa: F401  (registers "nago")
 __all__ = [
     "SearchSpace",
     "as_rng",
+    "as_space",
     "available_spaces",
     "check_choice",
-    "distinct",
     "get_space",
     "register_space",
 ]

@@ -9,6 +9,7 @@ canonicalises in the same way.
 from __future__ import annotations
 
 import abc
+import numbers
 from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import networkx as nx
@@ -97,6 +98,10 @@ class SearchSpace(abc.ABC):
             raise ValueError(f"{self.name} arch string must be a str, got {type(text).__name__}")
         return self.make(self._parse_spec(text))
 
+    def as_arch(self, item: Arch | str) -> Arch:
+        """``item`` if it is an Arch of this space, or the Arch its string form names."""
+        return self.parse(item) if isinstance(item, str) else self._own(item)
+
     def arch_from_record(self, record: Mapping[str, Any]) -> Arch:
         """Arch from one row of a benchmark table.  The default reads an ``arch_str`` (or
         ``arch``) column; spaces whose tables store structured columns override it."""
@@ -143,12 +148,24 @@ class SearchSpace(abc.ABC):
     def neighbors(self, arch: Arch) -> list[Arch]:
         """All valid architectures one edit away (no duplicates of ``arch`` itself)."""
 
+    def _moves(self, arch: Arch, specs: Iterable[Hashable], check: bool = False) -> list[Arch]:
+        """The architectures of ``specs`` other than ``arch``, one per key, in order (what
+        ``neighbors`` returns); with ``check``, specs outside the space are skipped."""
+        out: dict[Arch, None] = {}
+        for spec in specs:
+            if check and not self.is_valid(spec):
+                continue
+            candidate = self.make(spec)
+            if candidate != arch:
+                out.setdefault(candidate)
+        return list(out)
+
     def mutate(self, arch: Arch, rng: RngLike = None) -> Arch:
         """One random edit that changes the function (falls back to any different spec)."""
         rng = as_rng(rng)
         options = self.neighbors(arch)
         if not options:
-            raise ValueError(f"{arch} has no valid neighbours in space {self.name}")
+            raise ValueError(f"{arch} has no valid neighbors in space {self.name}")
         different = [a for a in options if a != arch] or options
         return different[int(rng.integers(len(different)))]
 
@@ -174,9 +191,21 @@ class SearchSpace(abc.ABC):
         arch: Arch,
         num_classes: int = 10,
         in_shape: tuple[int, int, int] = (3, 32, 32),
-        **hp: Any,
+        **build: Any,
     ) -> nn.Module:
         """The real network for ``arch`` (input ``N x C x H x W`` -> logits ``N x num_classes``)."""
+
+    def _check_build(
+        self, label: str, options: Mapping[str, Any], allowed: Sequence[str], num_classes: Any, in_shape: Any
+    ) -> None:
+        """``build``'s arguments, checked before any layer is made: no unknown options, a
+        positive int class count, a ``(channels, height, width)`` input shape."""
+        if options:
+            raise ValueError(f"unknown {label} build options {sorted(options)}; allowed: {', '.join(allowed)}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
+            raise ValueError(f"num_classes: {num_classes!r} is not allowed; it must be a positive int")
+        if len(in_shape) != 3 or any(not isinstance(v, numbers.Integral) or v < 1 for v in in_shape):
+            raise ValueError(f"in_shape: {in_shape!r} is not allowed; it must be (channels, height, width)")
 
     @abc.abstractmethod
     def cell_graph(self, arch: Arch) -> nx.DiGraph:
@@ -185,7 +214,3 @@ class SearchSpace(abc.ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-
-def distinct(archs: Iterable[Arch]) -> list[Arch]:
-    """Archs in first-seen order, one per canonical key."""
-    return list(dict.fromkeys(archs))

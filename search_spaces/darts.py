@@ -256,12 +256,7 @@ class DartsSpace(SearchSpace):
         return out
 
     def neighbors(self, arch: Arch) -> list[Arch]:
-        out: dict[Arch, None] = {}
-        for spec in self._edits(self._own(arch).spec):
-            candidate = self.make(spec)
-            if candidate != arch:
-                out.setdefault(candidate)
-        return list(out)
+        return self._moves(arch, self._edits(self._own(arch).spec))
 
     def mutate(self, arch: Arch, rng: RngLike = None) -> Arch:
         """NB301's REA move: pick a cell, an entry and op-or-input, change it; redrawn when
@@ -295,18 +290,15 @@ class DartsSpace(SearchSpace):
         stem_multiplier: int = 3,
         affine_ops: bool = True,
         pool_bn: bool = False,
-        **hp: Any,
+        **build: Any,
     ) -> nn.Module:
         """The DARTS evaluation network (defaults: DARTS' CIFAR-10 C=36, 20 cells).
 
         ``affine_ops=False, pool_bn=True`` give NASLib's search-model cell ops; with
         ``**NB301_TABLE_SETTINGS`` the parameter count equals the NB301 zero-cost table's.
         """
-        if hp:
-            raise ValueError(
-                f"unknown DARTS build options {sorted(hp)}; allowed: C, layers, auxiliary, drop_path_prob, "
-                "stem_multiplier, affine_ops, pool_bn"
-            )
+        allowed = ("C", "layers", "auxiliary", "drop_path_prob", "stem_multiplier", "affine_ops", "pool_bn")
+        self._check_build("DARTS", build, allowed, num_classes, in_shape)
         normal, reduce = self._own(arch).spec
         return NetworkCIFAR(
             normal,

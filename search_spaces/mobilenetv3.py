@@ -191,12 +191,7 @@ class MobileNetV3Space(SearchSpace):
             if on:
                 specs += [(_replace(ks, b, k), es, ds) for k in KERNELS if k != ks[b]]
                 specs += [(ks, _replace(es, b, e), ds) for e in EXPANDS if e != es[b]]
-        out: dict[Arch, None] = {}
-        for spec in specs:
-            candidate = self.make(spec)
-            if candidate != arch:
-                out.setdefault(candidate)
-        return list(out)
+        return self._moves(arch, specs)
 
     # ------------------------------------------------------------------ networks
     def build(
@@ -207,18 +202,13 @@ class MobileNetV3Space(SearchSpace):
         width: float = 1.0,
         stem_stride: int = 2,
         dropout: float = 0.1,
-        **hp: Any,
+        **build: Any,
     ) -> nn.Module:
         """The OFA sub-network of ``arch`` (defaults: OFA's width 1.0, stride-2 stem, dropout 0.1).
 
         Any image size works (``same``-padded stride-2 layers keep a 1x1 map 1x1), so
         ``stem_stride=1`` is only a choice to keep more resolution on small images."""
-        if hp:
-            raise ValueError(f"unknown MobileNetV3 build options {sorted(hp)}; allowed: width, stem_stride, dropout")
-        if not isinstance(num_classes, numbers.Integral) or num_classes < 1:
-            raise ValueError(f"num_classes: {num_classes!r} is not allowed; it must be a positive int")
-        if len(in_shape) != 3:
-            raise ValueError(f"in_shape: {in_shape!r} is not allowed; it must be (channels, height, width)")
+        self._check_build("MobileNetV3", build, ("width", "stem_stride", "dropout"), num_classes, in_shape)
         if not isinstance(width, numbers.Real) or width <= 0:
             raise ValueError(f"width: {width!r} is not allowed; it must be a positive number (OFA uses 1.0, 1.2)")
         check_choice("stem_stride", stem_stride, (1, 2))

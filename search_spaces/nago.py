@@ -28,24 +28,21 @@ decimals.  The canonical key holds what changes the drawn graphs: ``k`` as netwo
 it (clamped to ``n - 1``, odd ``k`` acting as ``k - 1``) and no ``p`` for a Watts-Strogatz
 level whose ring is already complete (``k >= n - 1``: nothing can be rewired).
 
-One generator setting is a distribution over networks: :class:`SampledTrainable` trains
-``graph_samples`` draws (seeds ``graph_seed``, ``graph_seed + 1``, ...) of one config and
-reports the mean and the spread.
+One generator setting is a distribution over networks: the ``sampled`` trainable
+(:class:`raynas.trainables.sampled.SampledTrainable`) trains ``graph_samples`` draws (seeds
+``graph_seed``, ``graph_seed + 1``, ...) of one config and reports the mean and the spread.
 """
 from __future__ import annotations
 
 import numbers
-import os
 import re
 from typing import Any, Mapping, NamedTuple
 
 import networkx as nx
-import numpy as np
 from ray import tune
 from torch import nn
 
 from raynas.arch import Arch
-from raynas.trainable_base import ReconfigurableTrainable
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
 from search_spaces.nago_net import (
     LEVELS, OPS, NAGONetwork, effective_k, network_params, sample_dag, split_stages, width_for_budget,
@@ -271,11 +268,7 @@ class NagoSpace(SearchSpace):
         if self.search_ratios:
             specs += [spec._replace(stage_ratio=r) for r in STAGE_RATIOS if r != spec.stage_ratio]
             specs += [spec._replace(channel_ratio=r) for r in CHANNEL_RATIOS if r != spec.channel_ratio]
-        out: dict[Arch, None] = {}
-        for candidate in map(self.make, specs):
-            if candidate != arch:
-                out.setdefault(candidate)
-        return list(out)
+        return self._moves(arch, specs)
 
     def with_seed(self, arch: Arch, seed: int) -> Arch:
         """``arch``'s generator setting with another graph seed (another draw of the same generator)."""
@@ -298,7 +291,7 @@ class NagoSpace(SearchSpace):
         width: int | None = None,
         param_budget: int | None = None,
         op: str = "conv3x3",
-        **hp: Any,
+        **build: Any,
     ) -> nn.Module:
         """The network ``arch`` generates, for any input size and class count.
 
@@ -311,13 +304,9 @@ class NagoSpace(SearchSpace):
             op: bottom-level operation, one of ``conv3x3`` (ReLU-conv3x3-BN),
                 ``conv5x5``, ``sep_conv3x3``.
         """
-        if hp:
-            raise ValueError(f"unknown NAGO build options {sorted(hp)}; allowed: width, param_budget, op")
+        self._check_build("NAGO", build, ("width", "param_budget", "op"), num_classes, in_shape)
         if width is not None and param_budget is not None:
             raise ValueError("give width or param_budget, not both (the budget picks the width)")
-        _check_int("num_classes", num_classes, (1, 10**9))
-        if len(in_shape) != 3:
-            raise ValueError(f"in_shape: {in_shape!r} is not allowed; it must be (channels, height, width)")
         check_choice("op", op, OPS)
         spec = self._own(arch).spec
         dags = self.graphs(arch)
@@ -357,63 +346,3 @@ class NagoSpace(SearchSpace):
             graph.add_edges_from((base + 1 + v, out) for v in range(len(dag)) if v not in readers)
         return graph
 
-
-class SampledTrainable(ReconfigurableTrainable):
-    """Trains ``graph_samples`` draws of one generator config; reports their mean and spread.
-
-    Draw ``i`` is the config's architecture with graph seed ``graph_seed + i``, trained
-    exactly as :class:`~raynas.trainables.StandaloneTrainable` trains one architecture
-    (same trainer keys, same checkpoint per draw).  Each ``step`` is one epoch of every
-    draw; it reports ``val_acc`` (mean), ``val_acc_std``, ``val_acc_min``, ``train_loss``,
-    ``params`` and ``flops`` (means), ``epoch`` and ``arch`` (draw 0), and at the end
-    ``test_acc`` (mean).  ``graph_samples=1`` reports what the stand-alone trainable does.
-    """
-
-    def setup(self, config: dict[str, Any], data: Any = None) -> None:
-        from raynas.trainables.settings import use_allotted_threads
-
-        use_allotted_threads()
-        self._shared_data = data
-        self._configure(config)
-
-    def _configure(self, config: Mapping[str, Any]) -> None:
-        # a draw is a StandaloneTrainable's training state without a Tune actor of its own
-        from raynas.trainables.settings import decode_trial
-        from raynas.trainables.standalone import StandaloneTrainable
-
-        samples = _check_int("graph_samples", config.get("graph_samples", 1), (1, 1000))
-        _, space, arch = decode_trial(config)
-        if not isinstance(space, NagoSpace):
-            raise ValueError(f"SampledTrainable draws NAGO generators; config space is {space.name!r}, not 'nago'")
-        self.draws = []
-        for i in range(samples):
-            draw = object.__new__(StandaloneTrainable)
-            draw._shared_data = self._shared_data
-            draw._configure({**config, "graph_seed": arch.spec.seed + i})
-            self.draws.append(draw)
-
-    def step(self) -> dict[str, Any]:
-        results = [draw.step() for draw in self.draws]
-        val = np.array([r["val_acc"] for r in results])
-        out: dict[str, Any] = {
-            "epoch": results[0]["epoch"],
-            "arch": results[0]["arch"],
-            "graph_samples": len(results),
-            "val_acc": float(val.mean()),
-            "val_acc_std": float(val.std()),
-            "val_acc_min": float(val.min()),
-            **{k: float(np.mean([r[k] for r in results])) for k in ("train_loss", "params", "flops", "epoch_time_s")},
-        }
-        if results[0].get("done"):
-            out["test_acc"] = float(np.mean([r["test_acc"] for r in results]))
-            out["done"] = True
-        return out
-
-    def save_checkpoint(self, checkpoint_dir: str) -> None:
-        for i, draw in enumerate(self.draws):
-            os.makedirs(os.path.join(checkpoint_dir, f"draw{i}"), exist_ok=True)
-            draw.save_checkpoint(os.path.join(checkpoint_dir, f"draw{i}"))
-
-    def load_checkpoint(self, checkpoint: str | dict) -> None:
-        for i, draw in enumerate(self.draws):
-            draw.load_checkpoint(os.path.join(str(checkpoint), f"draw{i}"))

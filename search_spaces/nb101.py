@@ -257,11 +257,7 @@ class NB101Space(SearchSpace):
         for v, op in itertools.product(range(1, NUM_VERTICES - 1), self.ops):
             if op != ops[v]:
                 candidates.append((matrix, ops[:v] + (op,) + ops[v + 1 :]))
-        out: dict[Arch, None] = {}
-        for spec in candidates:
-            if self.is_valid(spec) and (candidate := self.make(spec)) != arch:
-                out.setdefault(candidate)
-        return list(out)
+        return self._moves(arch, candidates, check=True)
 
     def enumerate(self) -> Iterator[Arch]:
         """Every one of the 423,624 unique cells, each as a pruned cell, by vertex count
@@ -301,20 +297,14 @@ class NB101Space(SearchSpace):
         stem_channels: int = 128,
         num_stacks: int = 3,
         num_modules_per_stack: int = 3,
-        **hp: Any,
+        **build: Any,
     ) -> nn.Module:
         """The NB101 network of the pruned cell (defaults: the benchmark's CIFAR-10 net)."""
-        if hp:
-            raise ValueError(
-                f"unknown NB101 build options {sorted(hp)}; allowed: stem_channels, num_stacks, num_modules_per_stack"
-            )
-        sizes = {"num_classes": num_classes, "stem_channels": stem_channels, "num_stacks": num_stacks,
-                 "num_modules_per_stack": num_modules_per_stack}
+        self._check_build("NB101", build, ("stem_channels", "num_stacks", "num_modules_per_stack"), num_classes, in_shape)
+        sizes = {"stem_channels": stem_channels, "num_stacks": num_stacks, "num_modules_per_stack": num_modules_per_stack}
         for name, value in sizes.items():
             if not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name}: {value!r} is not allowed; it must be a positive int")
-        if len(in_shape) != 3:
-            raise ValueError(f"in_shape: {in_shape!r} is not allowed; it must be (channels, height, width)")
         matrix, ops = self._canonical_spec(self._own(arch).spec)
         return NB101Network(
             matrix, ops, num_classes=num_classes, in_channels=in_shape[0], stem_channels=stem_channels,

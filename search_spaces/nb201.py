@@ -191,13 +191,8 @@ class NB201Space(SearchSpace):
 
     def neighbors(self, arch: Arch) -> list[Arch]:
         spec = self._own(arch).spec
-        out: dict[Arch, None] = {}
-        for k, op in itertools.product(range(len(EDGES)), self.ops):
-            if op != spec[k]:
-                candidate = self.make(spec[:k] + (op,) + spec[k + 1 :])
-                if candidate != arch:
-                    out.setdefault(candidate)
-        return list(out)
+        edits = (spec[:k] + (op,) + spec[k + 1 :] for k, op in itertools.product(range(len(EDGES)), self.ops) if op != spec[k])
+        return self._moves(arch, edits)
 
     # ------------------------------------------------------------------ networks
     def build(
@@ -207,11 +202,10 @@ class NB201Space(SearchSpace):
         in_shape: tuple[int, int, int] = (3, 32, 32),
         C: int = 16,
         N: int = 5,
-        **hp: Any,
+        **build: Any,
     ) -> nn.Module:
         """The NB201 network (defaults: the benchmark's C=16, N=5)."""
-        if hp:
-            raise ValueError(f"unknown NB201 build options {sorted(hp)}; allowed: C, N")
+        self._check_build("NB201", build, ("C", "N"), num_classes, in_shape)
         return NB201Network(self._own(arch).spec, num_classes=num_classes, in_channels=in_shape[0], C=C, N=N)
 
     def cell_graph(self, arch: Arch) -> nx.DiGraph:

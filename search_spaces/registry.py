@@ -40,5 +40,10 @@ def get_space(name: str, **options: Any) -> SearchSpace:
     return factory(**options)
 
 
+def as_space(space: SearchSpace | str) -> SearchSpace:
+    """``space`` itself, or the registered space of that name."""
+    return get_space(space) if isinstance(space, str) else space
+
+
 def available_spaces() -> list[str]:
     return sorted(_SPACES)

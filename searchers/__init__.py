@@ -1,6 +1,6 @@
 """Ray Tune ``Searcher``s over raynas search spaces (``make_searcher(name, space, ...)``).
 
-The embedding searcher (BoTorch, scikit-learn) is imported on first use, so importing the
+The embedding searchers (BoTorch, scikit-learn) are imported on first use, so importing the
 package for REA or random search stays light in every Ray worker.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ from searchers.registry import available_searchers, make_searcher, register_sear
 from searchers.unique import UniqueArchSearcher
 
 _LAZY = {
-    "EmbeddingSearcher": "searchers.embedding",
+    "EmbeddingGPSearcher": "searchers.embedding",
+    "EmbeddingPoolSearcher": "searchers.embedding_pool",
     "AxSearcher": "searchers.ax_searcher",
     "PredictorEvolutionSearcher": "searchers.predictor_evolution",
 }

@@ -12,7 +12,7 @@ a random unseen architecture is attached to Ax instead.
 Ax's default strategy ("fast") one-hot encodes categorical parameters and optimises the
 acquisition function in the relaxed continuous space; on NAS cells (all categorical) its
 rounded optimum is mostly a cell already evaluated, Ax re-runs the whole optimisation up
-to five times, then falls back to Sobol: 30-60 s per suggestion on a CPU and little gain.
+to five times, then falls back to Sobol: slow suggestions and little gain.
 So the default here is ``method="mixed"``: Sobol, then Ax's ``BO_MIXED`` generator (a GP
 with a categorical kernel, the acquisition maximised by discrete local search that skips
 evaluated and pending cells).
@@ -57,11 +57,11 @@ class AxSearcher(ArchSearcher):
         seed: Ax's random seed (initial Sobol points and model fitting).
         objectives: ``{"val_acc": "max", "params": "min"}`` for multi-objective search;
             the first entry is the primary ``metric``/``mode`` Tune sees.
-        num_initial_trials: quasi-random (Sobol) trials before the model takes over
+        num_initial: quasi-random (Sobol) trials before the model takes over
             (Ax's ``initialization_budget``; 5 when ``None``).
         outcome_constraints: Ax constraint strings such as ``"params <= 1e6"``; in
             multi-objective search a bound on an objective is its reference threshold.
-        max_retries: proposals of already-tried architectures tolerated per ``suggest``
+        max_repeats: proposals of already-tried architectures tolerated per ``suggest``
             before a random unseen architecture is attached instead.
         max_resample: see :class:`~searchers.base.ArchSearcher`.
         method: ``"mixed"`` (see the module docstring) or one of Ax's own strategies,
@@ -79,9 +79,9 @@ class AxSearcher(ArchSearcher):
         mode: str | list[str] | None = None,
         seed: int | None = None,
         objectives: Mapping[str, str] | None = None,
-        num_initial_trials: int | None = None,
+        num_initial: int | None = None,
         outcome_constraints: list[str] | None = None,
-        max_retries: int = 3,
+        max_repeats: int = 3,
         max_resample: int = 1000,
         method: str = "mixed",
         optimizer_options: Mapping[str, Any] | None = None,
@@ -108,15 +108,15 @@ class AxSearcher(ArchSearcher):
                 f"unknown options {sorted(set(client_options) - allowed)} for method {method!r}; "
                 f"allowed: {sorted(allowed)}"
             )
-        if num_initial_trials is not None and num_initial_trials < 1:
-            raise ValueError(f"num_initial_trials must be >= 1 (the model needs data), got {num_initial_trials}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if num_initial is not None and num_initial < 1:
+            raise ValueError(f"num_initial must be >= 1 (the model needs data), got {num_initial}")
+        if max_repeats < 0:
+            raise ValueError(f"max_repeats must be >= 0, got {max_repeats}")
         super().__init__(space, metric, mode, seed, max_resample)
         self.parameters = self.convert_search_space(self.space.tune_space())
-        self.num_initial_trials = num_initial_trials
+        self.num_initial = num_initial
         self.outcome_constraints = list(outcome_constraints or [])
-        self.max_retries = max_retries
+        self.max_repeats = max_repeats
         self.method = method
         self.optimizer_options = dict(optimizer_options or {})
         self.client_options = client_options
@@ -142,7 +142,7 @@ class AxSearcher(ArchSearcher):
     def suggest(self, trial_id: str) -> dict | str | None:
         self._check_objective()
         client = self._client()
-        for _ in range(self.max_retries + 1):
+        for _ in range(self.max_repeats + 1):
             try:
                 trials = client.get_next_trials(max_trials=1)
             except (DataRequiredError, MaxParallelismReachedException):
@@ -260,7 +260,7 @@ class AxSearcher(ArchSearcher):
             else:
                 client.configure_generation_strategy(
                     method=self.method,
-                    initialization_budget=self.num_initial_trials,
+                    initialization_budget=self.num_initial,
                     initialization_random_seed=self.seed,
                     **self.client_options,
                 )
@@ -269,7 +269,7 @@ class AxSearcher(ArchSearcher):
 
     def _mixed_strategy(self) -> GenerationStrategy:
         """Sobol, then a categorical-kernel GP (Ax's own steps, our choice of generator)."""
-        n_init = 5 if self.num_initial_trials is None else self.num_initial_trials
+        n_init = 5 if self.num_initial is None else self.num_initial
         bo = GenerationStep(
             generator=Generators.BO_MIXED,
             num_trials=-1,

@@ -19,18 +19,32 @@ from ray.tune.search import Searcher
 from ray.tune.search.sample import Domain
 
 from raynas.arch import Arch
-from search_spaces import SearchSpace, get_space
+from raynas.io import atomic_pickle
+from search_spaces import SearchSpace, as_space
 
 FINISHED = Searcher.FINISHED
 
 
-def atomic_pickle(obj: Any, path: str) -> None:
-    """Write ``obj`` so that a crash mid-write never leaves a truncated file behind."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".pkl")
-    with os.fdopen(fd, "wb") as handle:
-        pickle.dump(obj, handle)
-    os.replace(tmp, path)
+def searcher_bytes(searcher: Searcher) -> bytes | None:
+    """What ``searcher.save`` writes, or None for a searcher that cannot save itself (it is
+    then rebuilt another way, e.g. by replaying the points it was told)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "searcher.pkl")
+        try:
+            searcher.save(path)
+        except (NotImplementedError, ValueError, TypeError, pickle.PicklingError, AttributeError):
+            return None
+        with open(path, "rb") as handle:
+            return handle.read()
+
+
+def restore_searcher(searcher: Searcher, data: bytes) -> None:
+    """``searcher.restore`` from what :func:`searcher_bytes` returned."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "searcher.pkl")
+        with open(path, "wb") as handle:
+            handle.write(data)
+        searcher.restore(path)
 
 
 class ArchSearcher(Searcher):
@@ -56,7 +70,7 @@ class ArchSearcher(Searcher):
         if mode not in (None, "max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         super().__init__(metric=metric, mode=mode)
-        self.space = get_space(space) if isinstance(space, str) else space
+        self.space = as_space(space)
         self.seed = seed
         self.max_resample = max_resample
         self.rng = np.random.default_rng(seed)

@@ -8,73 +8,24 @@ predictor is re-fitted online on the finished evaluations every ``refit_every`` 
 until ``num_initial`` results have arrived the searcher samples unseen architectures at
 random, as REA does while its population fills.
 
-Any object with ``fit(archs, y) -> self`` and ``predict(archs) -> (mean, std)`` is a
-predictor (a zero-cost proxy, the CG predictor, ...).  The default is a GP on a vector
-encoding of the architectures: the space's config one-hot encoded, or an embedding table
-(``embeddings=``, e.g. Jacobian embeddings), in which case candidates are drawn from the
-table's architectures.
+Any :class:`~predictors.base.Predictor` works (a zero-cost proxy, the CG predictor, ...).
+The default is :class:`~predictors.embedding_gp.EmbeddingGPPredictor` on the space's config
+one-hot encoded, or on an embedding table (``embeddings=``, e.g. Jacobian embeddings), in which
+case candidates are drawn from the table's architectures.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
+from predictors.base import check_predictor
+from predictors.embedding_gp import EmbeddingGPPredictor
 from predictors.embeddings import ArchEmbeddings
-from predictors.gp import GPSurrogate
 from raynas.arch import Arch
 from search_spaces import SearchSpace
 from searchers.evolution import RegularizedEvolution
-
-
-class OneHotEncoding:
-    """``archs -> [n, d]``: each config key of ``space`` one-hot over its choices (of the
-    canonical form, so equivalent archs share a vector; vectors are cached by key)."""
-
-    def __init__(self, space: SearchSpace):
-        self.space = space
-        self.cache: dict[str, np.ndarray] = {}
-
-    def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
-        new = [a for a in dict.fromkeys(archs) if a.key not in self.cache]
-        if new:
-            table = ArchEmbeddings.one_hot(self.space, new)
-            self.cache.update(zip((a.key for a in table.archs), table.vectors))
-        return np.stack([self.cache[a.key] for a in archs])
-
-
-class TableEncoding:
-    """``archs -> [n, d]``: rows of an embedding table (every arch must be in it)."""
-
-    def __init__(self, embeddings: ArchEmbeddings):
-        self.embeddings = embeddings
-
-    def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
-        return np.stack([self.embeddings.vector(a) for a in archs])
-
-
-class EncodedGP:
-    """The predictor interface over :class:`~predictors.gp.GPSurrogate`: archs are encoded
-    to vectors by ``encode`` and the GP works on those.
-
-    Args:
-        encode: ``archs -> [n, d]`` array (:class:`OneHotEncoding`, :class:`TableEncoding`).
-        nu, ard, max_train: as in :class:`~predictors.gp.GPSurrogate`.
-    """
-
-    def __init__(self, encode: Any, nu: float = 2.5, ard: bool = False, max_train: int | None = 500):
-        self.encode = encode
-        self.nu = nu
-        self.ard = ard
-        self.max_train = max_train
-
-    def fit(self, archs: Sequence[Arch], y: Sequence[float]) -> "EncodedGP":
-        self.gp_ = GPSurrogate(self.nu, self.ard, self.max_train).fit(self.encode(list(archs)), np.asarray(y))
-        return self
-
-    def predict(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
-        return self.gp_.predict(self.encode(list(archs)))
 
 
 class PredictorEvolutionSearcher(RegularizedEvolution):
@@ -82,8 +33,9 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
 
     Args:
         predictor: object with ``fit(archs, y) -> self`` and ``predict(archs) -> (mean, std)``,
-            ``y`` and ``mean`` in the metric's own units.  Default: :class:`EncodedGP` on
-            ``embeddings`` if given, else on the one-hot config encoding.
+            ``y`` and ``mean`` in the metric's own units.  Default: a GP in the metric's units
+            (:class:`~predictors.embedding_gp.EmbeddingGPPredictor`) on ``embeddings`` if
+            given, else on the one-hot config encoding.
         embeddings: an :class:`ArchEmbeddings` table for the default GP; candidates and
             random picks then come from its architectures.  Not together with ``predictor``.
         num_candidates: children drawn per step (each from its own tournament).
@@ -122,10 +74,8 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
             raise ValueError(f"beta must be a finite number >= 0 (0: greedy on the predicted mean), got {beta!r}")
         if predictor is not None and embeddings is not None:
             raise ValueError("pass either predictor= or embeddings= (which selects the default GP), not both")
-        if predictor is not None and not (callable(getattr(predictor, "fit", None)) and callable(getattr(predictor, "predict", None))):
-            raise ValueError(
-                f"predictor must have fit(archs, y) and predict(archs) -> (mean, std); got {type(predictor).__name__}"
-            )
+        if predictor is not None:
+            check_predictor(predictor, "archs")
         if embeddings is not None and not isinstance(embeddings, ArchEmbeddings):
             raise ValueError(f"embeddings must be an ArchEmbeddings table or None, got {type(embeddings).__name__}")
         super().__init__(space, metric, mode, seed, population_size, sample_size, max_mutations, max_resample)
@@ -135,7 +85,8 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
             raise ValueError(f"the default GP needs num_initial >= 2 results to fit, got {num_initial}")
         self.embeddings = embeddings
         if predictor is None:
-            predictor = EncodedGP(OneHotEncoding(self.space) if embeddings is None else TableEncoding(embeddings))
+            vectors = self.space if embeddings is None else embeddings
+            predictor = EmbeddingGPPredictor(vectors, dim=None, warp="none", max_train=500)
         self.predictor = predictor
         self.num_candidates = num_candidates
         self.beta = float(beta)

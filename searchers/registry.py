@@ -1,4 +1,10 @@
-"""``make_searcher(name, space, metric, mode, seed, **kw)``: a name -> factory registry."""
+"""``make_searcher(name, space, metric, mode, seed, **kw)``: a name -> factory registry.
+
+A factory may declare which facts of the experiment it uses (``uses``): ``budget`` (the
+number of trials; NGOpt picks its method from it) and ``objectives`` (every objective of a
+multi-objective search; the others search the first).  ``make_searcher`` passes them to the
+factories that declared them, unless the caller's options set them already.
+"""
 from __future__ import annotations
 
 from functools import partial
@@ -6,19 +12,26 @@ from typing import Any, Callable
 
 from ray.tune.search import Searcher
 
-from search_spaces import SearchSpace, get_space
+from search_spaces import SearchSpace, as_space
 
 Factory = Callable[..., Searcher]
 _SEARCHERS: dict[str, Factory] = {}
+_USES: dict[str, tuple[str, ...]] = {}
+#: experiment facts a factory may declare it uses
+EXPERIMENT_FACTS = ("budget", "objectives")
 
 
-def register_searcher(name: str) -> Callable[[Factory], Factory]:
-    """Decorator: ``factory(space, metric, mode, seed, **kw) -> Searcher`` under ``name``."""
+def register_searcher(name: str, uses: tuple[str, ...] = ()) -> Callable[[Factory], Factory]:
+    """Decorator: ``factory(space, metric, mode, seed, **kw) -> Searcher`` under ``name``;
+    ``uses``: the experiment facts (:data:`EXPERIMENT_FACTS`) it takes as keyword options."""
+    if set(uses) - set(EXPERIMENT_FACTS):
+        raise ValueError(f"uses must name experiment facts among {EXPERIMENT_FACTS}, got {uses}")
 
     def deco(factory: Factory) -> Factory:
         if name in _SEARCHERS:
             raise ValueError(f"searcher {name!r} is already registered")
         _SEARCHERS[name] = factory
+        _USES[name] = tuple(uses)
         return factory
 
     return deco
@@ -30,14 +43,22 @@ def make_searcher(
     metric: str | None = "val_acc",
     mode: str | None = "max",
     seed: int | None = None,
+    *,
+    budget: int | None = None,
+    objectives: dict[str, str] | None = None,
     **kw: Any,
 ) -> Searcher:
-    """A Tune search algorithm over ``space`` that never repeats a canonical architecture."""
+    """A Tune search algorithm over ``space`` that never repeats a canonical architecture.
+
+    ``budget`` and ``objectives`` (see the module docstring) reach the searchers that use them.
+    """
     try:
         factory = _SEARCHERS[name]
     except KeyError:
         raise ValueError(f"unknown searcher {name!r}; available: {available_searchers()}") from None
-    space = get_space(space) if isinstance(space, str) else space
+    space = as_space(space)
+    facts = {"budget": budget, "objectives": objectives}
+    kw = {**{k: facts[k] for k in _USES[name] if facts[k] is not None}, **kw}
     if not kw:
         return factory(space, metric, mode, seed)
     try:
@@ -84,35 +105,35 @@ def _tpe(
     metric: str | None,
     mode: str | None,
     seed: int | None,
-    n_startup_jobs: int = 20,
+    num_initial: int = 20,
     gamma: float = 0.25,
     n_EI_candidates: int = 24,
     **kw: Any,
 ) -> Searcher:
     """Tune's HyperOptSearch (TPE) on the space's flat domains.
 
-    ``n_startup_jobs`` (random trials before TPE models anything), ``gamma`` (the quantile
-    of trials counted as good) and ``n_EI_candidates`` (draws from the good-trial density
-    scored by expected improvement) go to ``hyperopt.tpe.suggest`` itself: HyperOptSearch
-    forwards the first two only, so its ``algo`` is replaced by a partial with all three.
+    ``num_initial`` (random trials before TPE models anything: hyperopt's ``n_startup_jobs``),
+    ``gamma`` (the quantile of trials counted as good) and ``n_EI_candidates`` (draws from the
+    good-trial density scored by expected improvement) go to ``hyperopt.tpe.suggest`` itself:
+    HyperOptSearch forwards the first two only, so its ``algo`` is replaced by a partial with all three.
     """
     from hyperopt import tpe
     from ray.tune.search.hyperopt import HyperOptSearch
 
     from searchers.unique import UniqueArchSearcher
 
-    if not (isinstance(n_startup_jobs, int) and n_startup_jobs >= 0):
-        raise ValueError(f"n_startup_jobs must be an int >= 0, got {n_startup_jobs!r}")
+    if not (isinstance(num_initial, int) and num_initial >= 0):
+        raise ValueError(f"num_initial must be an int >= 0, got {num_initial!r}")
     if not 0 < gamma < 1:
         raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
     if not (isinstance(n_EI_candidates, int) and n_EI_candidates >= 1):
         raise ValueError(f"n_EI_candidates must be an int >= 1, got {n_EI_candidates!r}")
     inner = HyperOptSearch(space=space.tune_space(), metric=metric, mode=mode, random_state_seed=seed)
-    inner.algo = partial(tpe.suggest, n_startup_jobs=n_startup_jobs, gamma=gamma, n_EI_candidates=n_EI_candidates)
+    inner.algo = partial(tpe.suggest, n_startup_jobs=num_initial, gamma=gamma, n_EI_candidates=n_EI_candidates)
     return UniqueArchSearcher(inner, space, metric, mode, seed, **kw)
 
 
-@register_searcher("nevergrad")
+@register_searcher("nevergrad", uses=("budget",))
 def _nevergrad(
     space: SearchSpace,
     metric: str | None,
@@ -145,35 +166,37 @@ def _nevergrad(
     return UniqueArchSearcher(inner, space, metric, mode, seed, **kw)
 
 
-@register_searcher("ax")
+@register_searcher("ax", uses=("objectives",))
 def _ax(space: SearchSpace, metric: Any, mode: Any, seed: int | None, **kw: Any) -> Searcher:
     from searchers.ax_searcher import AxSearcher
 
     return AxSearcher(space, metric, mode, seed, **kw)
 
 
-def _embedding_factory(optimizer: str) -> Factory:
-    """A registry entry running ``optimizer`` in an embedding space."""
+@register_searcher("embedding-gp")
+def _embedding_gp(
+    space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, embeddings: Any = "one-hot", **kw: Any
+) -> Searcher:
+    """GP expected improvement over an embedded pool (``embeddings``: a table, a Parquet path or "one-hot")."""
+    from searchers.embedding import EmbeddingGPSearcher, load_embeddings
+
+    return EmbeddingGPSearcher(load_embeddings(embeddings, space), metric, mode, seed, **kw)
+
+
+def _embedding_pool_factory(optimizer: str) -> Factory:
+    """A registry entry letting ``optimizer`` (a Tune searcher over the box) search an embedded pool."""
 
     def factory(
-        space: SearchSpace,
-        metric: str | None,
-        mode: str | None,
-        seed: int | None,
-        embeddings: Any = "one-hot",
-        **kw: Any,
+        space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, embeddings: Any = "one-hot", **kw: Any
     ) -> Searcher:
-        from searchers.embedding import EmbeddingSearcher, load_embeddings
+        from searchers.embedding import load_embeddings
+        from searchers.embedding_pool import EmbeddingPoolSearcher
 
-        return EmbeddingSearcher(load_embeddings(embeddings, space), optimizer, metric, mode, seed, **kw)
+        return EmbeddingPoolSearcher(load_embeddings(embeddings, space), optimizer, metric, mode, seed, **kw)
 
     return factory
 
 
-for _name, _optimizer in {
-    "embedding-gp": "gp-ei",
-    "embedding-ngopt": "nevergrad:NGOpt",
-    "embedding-tpe": "hyperopt:tpe",
-    "embedding-ax": "ax",
-}.items():
-    register_searcher(_name)(_embedding_factory(_optimizer))
+register_searcher("embedding-ngopt", uses=("budget",))(_embedding_pool_factory("nevergrad:NGOpt"))
+register_searcher("embedding-tpe")(_embedding_pool_factory("hyperopt:tpe"))
+register_searcher("embedding-ax")(_embedding_pool_factory("ax"))

@@ -9,15 +9,13 @@ too.  After ``max_repeats`` repeats a random unseen architecture is used instead
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any
 
 from ray.tune.search import Searcher
 
 from raynas.arch import Arch
 from search_spaces import SearchSpace
-from searchers.base import FINISHED, ArchSearcher
+from searchers.base import FINISHED, ArchSearcher, restore_searcher, searcher_bytes
 
 
 class UniqueArchSearcher(ArchSearcher):
@@ -91,20 +89,14 @@ class UniqueArchSearcher(ArchSearcher):
                 pass
 
     def get_state(self) -> dict:
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "inner.pkl")
-            self.inner.save(path)
-            with open(path, "rb") as handle:
-                inner = handle.read()
+        inner = searcher_bytes(self.inner)
+        if inner is None:
+            raise ValueError(f"{type(self.inner).__name__} cannot save its state, so {type(self).__name__} cannot either")
         return {**super().get_state(), "inner": inner, "inner_ids": dict(self.inner_ids)}
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         self.inner_ids = dict(state["inner_ids"])
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "inner.pkl")
-            with open(path, "wb") as handle:
-                handle.write(state["inner"])
-            self.inner.restore(path)
+        restore_searcher(self.inner, state["inner"])
 
 

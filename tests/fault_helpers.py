@@ -22,7 +22,7 @@ class DiesOnceTrainable(StandaloneTrainable):
     def step(self) -> dict[str, Any]:
         result = super().step()
         marker = Path(self.config["kill_marker"])
-        if self.epoch == int(self.config.get("kill_at", 2)) and not marker.exists():
+        if self.training.epoch == int(self.config.get("kill_at", 2)) and not marker.exists():
             marker.write_text(f"{os.getpid()} {result['arch']}")
             os.kill(os.getpid(), signal.SIGKILL)
         return result

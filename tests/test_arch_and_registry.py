@@ -1,12 +1,10 @@
-"""The Arch value and the space registry."""
+"""The Arch value and the space registry (what every space must do: test_space_contract.py)."""
 from __future__ import annotations
-
-import pickle
 
 import pytest
 
 from raynas import Arch
-from search_spaces import available_spaces, get_space, register_space
+from search_spaces import get_space, register_space
 from search_spaces.nb201 import NB201Space
 
 
@@ -19,14 +17,6 @@ def test_arch_equality_follows_the_canonical_key_and_text_is_kept():
     assert len({a, b, c}) == 2
 
 
-def test_arch_is_immutable_and_picklable():
-    arch = get_space("nb201").from_index(42)
-    with pytest.raises(AttributeError):
-        arch.text = "x"  # type: ignore[misc]
-    again = pickle.loads(pickle.dumps(arch))
-    assert again.same_spec(arch) and again == arch
-
-
 def test_unknown_space_lists_the_registered_ones():
     with pytest.raises(ValueError, match=r"unknown search space 'nb999'.*'nb201'"):
         get_space("nb999")
@@ -36,11 +26,3 @@ def test_registering_a_name_twice_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         register_space("nb201")(NB201Space)
 
-
-def test_every_registered_space_round_trips_a_sample():
-    for name in available_spaces():
-        space = get_space(name)
-        arch = space.sample(0)
-        assert space.parse(str(arch)) == arch
-        assert space.decode(space.encode(arch)) == arch
-        assert space.is_valid(arch)

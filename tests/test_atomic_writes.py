@@ -2,7 +2,7 @@
 
 Two kinds of crash: an exception after half the bytes are on disk (``pq.write_table``
 replaced by one that writes half a file and raises), and a real ``SIGKILL`` of a process
-that rewrites a file in a loop.  Covered writers: ``raynas.results.write_parquet_atomic``
+that rewrites a file in a loop.  Covered writers: ``raynas.io.write_parquet_atomic``
 (trials and Pareto tables), ``ArchEmbeddings.to_parquet`` and the Jacobian feature store
 (part files and ``_meta.json``).
 """
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from raynas.results import write_parquet_atomic
+from raynas.io import atomic_path, atomic_write, write_parquet_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,8 +99,8 @@ def test_feature_store_keeps_finished_parts_and_its_meta(tmp_path, monkeypatch):
     from search_spaces import get_space
 
     space = get_space("nb201")
-    meta = {"space": "nb201", "num_inits": 1, "batch": 2, "proj_dim": 3, "shape": [1, 2, 3]}
-    store._atomic_write(tmp_path / store.META_FILE, lambda h: h.write(json.dumps(meta).encode()))
+    meta = {"space": "nb201", "num_inits": 1, "batch_size": 2, "proj_dim": 3, "shape": [1, 2, 3]}
+    atomic_write(tmp_path / store.META_FILE, json.dumps(meta))
     writer = store._PartWriter(tmp_path, meta, chunk=2)
     first = [space.from_index(i) for i in range(2)]
     for arch in first:
@@ -110,12 +110,9 @@ def test_feature_store_keeps_finished_parts_and_its_meta(tmp_path, monkeypatch):
     with pytest.raises(SimulatedCrash):
         writer.add(space.from_index(3), np.ones((1, 2, 3), dtype=np.float32))
 
-    def crash_mid_json(handle: Any) -> None:
-        handle.write(b'{"space": "nb2')
+    with pytest.raises(SimulatedCrash), atomic_path(tmp_path / store.META_FILE) as tmp:
+        tmp.write_bytes(b'{"space": "nb2')
         raise SimulatedCrash("simulated crash while writing _meta.json")
-
-    with pytest.raises(SimulatedCrash):
-        store._atomic_write(tmp_path / store.META_FILE, crash_mid_json)
     monkeypatch.undo()
     assert store.read_meta(tmp_path) == meta
     assert [p.name for p in store.part_files(tmp_path)] == ["part-000000.parquet"]
@@ -128,7 +125,7 @@ REWRITER = textwrap.dedent(
     """
     import sys
     import numpy as np, pyarrow as pa
-    from raynas.results import write_parquet_atomic
+    from raynas.io import write_parquet_atomic
     path, rows = sys.argv[1], int(sys.argv[2])
     version = 0
     while True:

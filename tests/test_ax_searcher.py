@@ -41,7 +41,7 @@ def statuses(searcher: AxSearcher) -> dict[int, str]:
 
 
 def test_plain_loop_never_repeats_a_canonical_arch_and_tracks_the_best():
-    searcher = AxSearcher("nb201", "val_acc", "max", seed=0, num_initial_trials=4, optimizer_options=CHEAP)
+    searcher = AxSearcher("nb201", "val_acc", "max", seed=0, num_initial=4, optimizer_options=CHEAP)
     keys = run(searcher, 8)
     assert len(set(keys)) == 8
     assert any("BO_MIXED" in node for node in searcher.client.summarize()["generation_node"])
@@ -52,13 +52,13 @@ def test_plain_loop_never_repeats_a_canonical_arch_and_tracks_the_best():
 
 def test_same_seed_gives_the_same_search():
     def keys(seed: int) -> list[str]:
-        return run(AxSearcher("nb201", "val_acc", "max", seed, num_initial_trials=3, optimizer_options=CHEAP), 4)
+        return run(AxSearcher("nb201", "val_acc", "max", seed, num_initial=3, optimizer_options=CHEAP), 4)
 
     assert keys(3) == keys(3) != keys(4)
 
 
 def test_equivalent_proposals_are_settled_in_ax_without_running():
-    searcher = AxSearcher("nb201", metric="val_acc", mode="max", seed=0, num_initial_trials=4)
+    searcher = AxSearcher("nb201", metric="val_acc", mode="max", seed=0, num_initial=4)
     space = searcher.space
     done = space.parse("|nor_conv_3x3~0|+|nor_conv_1x1~0|none~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|")
     twin = space.parse("|nor_conv_1x1~0|+|nor_conv_3x3~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_3x3~2|")
@@ -88,7 +88,7 @@ def test_equivalent_proposals_are_settled_in_ax_without_running():
 
 def test_multi_objective_search_returns_a_non_dominated_pareto_front():
     objectives = {"val_acc": "max", "params": "min"}
-    searcher = AxSearcher("nb201", seed=1, objectives=objectives, num_initial_trials=4, optimizer_options=CHEAP)
+    searcher = AxSearcher("nb201", seed=1, objectives=objectives, num_initial=4, optimizer_options=CHEAP)
     assert AxSearcher("nb201", metric=["val_acc", "params"], mode=["max", "min"]).objectives == objectives
     run(searcher, 5)
     front = searcher.pareto_front()
@@ -105,7 +105,7 @@ def test_multi_objective_search_returns_a_non_dominated_pareto_front():
 
 
 def test_outcome_constraints_bound_the_best_arch():
-    searcher = AxSearcher("nb201", "val_acc", "max", seed=0, num_initial_trials=8, outcome_constraints=["params <= 12"])
+    searcher = AxSearcher("nb201", "val_acc", "max", seed=0, num_initial=8, outcome_constraints=["params <= 12"])
     run(searcher, 8)
     feasible = [v for a, v in searcher.history if score(searcher.space.encode(a))["params"] <= 12]
     assert 0 < len(feasible) < 8
@@ -117,7 +117,7 @@ def test_outcome_constraints_bound_the_best_arch():
     "result, error", [({"val_acc": math.nan}, False), ({"loss": 1.0}, False), ({"val_acc": 1.0}, True)]
 )
 def test_failed_trials_are_marked_failed_in_ax_and_the_search_goes_on(result, error):
-    searcher = AxSearcher("nb201", metric="val_acc", mode="max", seed=0, num_initial_trials=6)
+    searcher = AxSearcher("nb201", metric="val_acc", mode="max", seed=0, num_initial=6)
     run(searcher, 2)
     bad = searcher.space.decode(searcher.suggest("bad"))
     searcher.on_trial_complete("bad", result, error=error)
@@ -129,7 +129,7 @@ def test_failed_trials_are_marked_failed_in_ax_and_the_search_goes_on(result, er
 
 def test_save_and_restore_continue_without_repeating(tmp_path):
     path = str(tmp_path / "ax.pkl")
-    options = dict(metric="val_acc", mode="max", seed=0, num_initial_trials=4, optimizer_options=CHEAP)
+    options = dict(metric="val_acc", mode="max", seed=0, num_initial=4, optimizer_options=CHEAP)
     searcher = AxSearcher("nb201", **options)
     keys = run(searcher, 3)
     pending = searcher.suggest("pending")
@@ -187,7 +187,7 @@ def conv_trainable(config: dict) -> None:
 
 
 def test_tune_run_with_four_samples_completes(ray_session, tmp_path):
-    searcher = AxSearcher("nb201", seed=0, num_initial_trials=4)  # Sobol only: Tune's side is under test
+    searcher = AxSearcher("nb201", seed=0, num_initial=4)  # Sobol only: Tune's side is under test
     tuner = tune.Tuner(
         conv_trainable,
         param_space={"epochs": 1},

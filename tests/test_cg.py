@@ -107,7 +107,7 @@ def test_pretraining_samples_registered_spaces_and_skips_unknown_ones():
 
 def test_pretraining_pairs_two_builds_of_one_arch(archs):
     model = CGPredictor(pretrain_epochs=2, pretrain_batch_size=8, **SMALL)
-    model.pretrain([*archs[:15], user_cnn()], pair_build={"nb201": {"C": 8, "N": 1}})
+    model.pretrain([*archs[:15], user_cnn()], pair_builds={"nb201": {"C": 8, "N": 1}})
     assert len(model.pretrain_history_) == 2 and model.pretrain_spaces_ == ["custom", "nb201"]
     assert len(model.reader.cache) == 30  # both builds of each arch
 

@@ -1,4 +1,6 @@
-"""DARTS / NB301 space: Genotype strings, configs, canonical keys, search moves, real networks."""
+"""DARTS / NB301 space: Genotype strings, configs, canonical keys, search moves, real networks.
+
+What every space must do (round trips, configs, moves, networks) is in test_space_contract.py."""
 from __future__ import annotations
 
 import networkx as nx
@@ -8,7 +10,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ray.tune.search.sample import Domain
 
 from conftest import benchmark_file
 from search_spaces import get_space
@@ -126,17 +127,10 @@ def ascending(spec) -> bool:
 
 @settings(max_examples=60, deadline=None)
 @given(seeds)
-def test_string_and_config_round_trip(seed):
-    arch = SPACE.sample(seed)
-    assert ascending(arch.spec)  # samples list each node's pairs by input, as configs do
-    assert SPACE.parse(str(arch)).same_spec(arch)
-    assert SPACE.decode(SPACE.encode(arch)).same_spec(arch)
-    config = {**SPACE.encode(arch), "lr": 0.1, "epochs": 3}  # trainer keys ride along
-    assert SPACE.decode(config).same_spec(arch)
-    canonical = SPACE.canonical(arch)
-    assert canonical == arch and SPACE.parse(str(canonical)).same_spec(canonical)
-    # canonical specs order a node's pairs by (op, input), so a config may reorder them
-    assert SPACE.decode(SPACE.encode(canonical)) == canonical
+def test_samples_list_each_nodes_pairs_by_input(seed):
+    # as configs do, so decode(encode(sample)) repeats the sample exactly (test_space_contract.py);
+    # canonical specs order a node's pairs by (op, input), so a config may reorder those
+    assert ascending(SPACE.sample(seed).spec)
 
 
 @settings(max_examples=40, deadline=None)
@@ -169,7 +163,6 @@ def test_tune_space_holds_a_plain_domain_per_key_with_the_allowed_values():
     domains = SPACE.tune_space()
     assert list(domains) == list(CONFIG_KEYS) and len(CONFIG_KEYS) == 24
     assert list(domains)[:12] == [f"normal_op_{j}" for j in range(8)] + [f"normal_inputs_{k}" for k in range(4)]
-    assert all(isinstance(d, Domain) for d in domains.values())
     assert domains["normal_op_5"].categories == list(OPS)
     assert [domains[f"reduce_inputs_{k}"].categories for k in range(2)] == [["0_1"], ["0_1", "0_2", "1_2"]]
     for k in range(4):
@@ -193,14 +186,6 @@ def test_every_combination_of_domain_values_decodes_to_a_valid_arch(config):
     assert SPACE.is_valid(arch) and ascending(arch.spec)
     assert SPACE.encode(arch) == config  # configs and pair-sorted genotypes correspond 1:1
     assert SPACE.parse(str(arch)).same_spec(arch)
-
-
-def test_independent_domain_samples_all_decode():
-    domains = SPACE.tune_space()
-    rng = np.random.RandomState(0)
-    configs = [{k: d.sample(random_state=rng) for k, d in domains.items()} for _ in range(200)]
-    archs = [SPACE.decode(c) for c in configs]
-    assert all(SPACE.is_valid(a) for a in archs) and len(set(archs)) == 200
 
 
 @pytest.mark.parametrize(
@@ -295,11 +280,10 @@ def test_samples_are_valid_and_varied():
     }
 
 
-def test_neighbors_are_valid_distinct_single_edits():
+def test_neighbors_are_single_edits():
     arch = SPACE.parse(DARTS_V2)
     neighbors = SPACE.neighbors(arch)
-    assert 100 < len(neighbors) == len(set(neighbors)) <= 2 * (8 * 6 + 0 + 2 + 4 + 6)
-    assert all(SPACE.is_valid(n) and n != arch for n in neighbors)
+    assert 100 < len(neighbors) <= 2 * (8 * 6 + 0 + 2 + 4 + 6)
     for n in neighbors:
         changed = [(c, j) for c in (0, 1) for j in range(8) if n.spec[c][j] != arch.spec[c][j]]
         assert len(changed) == 1
@@ -318,7 +302,7 @@ def test_mutate_returns_a_different_valid_neighbor():
 def test_cell_graph_holds_both_cells_with_ops_sums_and_outputs():
     arch = SPACE.parse(DARTS_V2)
     graph = SPACE.cell_graph(arch)
-    assert nx.is_directed_acyclic_graph(graph) and graph.number_of_nodes() == 30
+    assert graph.number_of_nodes() == 30
     assert nx.number_weakly_connected_components(graph) == 2
     for c, name in enumerate(("normal", "reduce")):
         ops = sorted(d["op"] for _, d in graph.nodes(data=True) if d["cell"] == name)

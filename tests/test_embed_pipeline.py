@@ -24,8 +24,8 @@ from raynas.cli import _embed_builds, main
 from search_spaces import get_space
 
 TINY = {"nb201": {"C": 4, "N": 1}, "nb101": {"stem_channels": 4, "num_stacks": 1, "num_modules_per_stack": 1}}
-FEATURES = ["--inits", "2", "--batch", "16", "--proj", "8", "--seed", "1"]
-SETTINGS = FeatureSettings("digits", num_inits=2, batch=16, proj_dim=8, seed=1)
+FEATURES = ["--inits", "2", "--batch-size", "16", "--proj", "8", "--seed", "1"]
+SETTINGS = FeatureSettings("digits", num_inits=2, batch_size=16, proj_dim=8, seed=1)
 TRAIN = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "hidden": 32, "embed_dim": 16, "head_dim": 8}
 
 

@@ -1,4 +1,4 @@
-"""EmbeddingSearcher: GP-EI and black-box optimisers over an embedded candidate pool."""
+"""Embedding searchers: GP-EI and black-box optimisers over an embedded candidate pool."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,8 @@ import pytest
 
 from predictors.embeddings import ArchEmbeddings
 from searchers import make_searcher
-from searchers.embedding import EmbeddingSearcher
+from searchers.embedding import EmbeddingGPSearcher
+from searchers.embedding_pool import EmbeddingPoolSearcher
 from search_loop import objective, run
 from search_spaces import get_space
 
@@ -15,6 +16,12 @@ POOL = list(dict.fromkeys(SPACE.sample_unique(300, rng=0)))
 EMBEDDINGS = ArchEmbeddings.one_hot(SPACE, POOL)
 OPTIMIZERS = ["gp-ei", "nevergrad:NGOpt", "hyperopt:tpe", "ax"]
 
+
+def EmbeddingSearcher(embeddings, optimizer="gp-ei", *args, num_initial=10, budget=1000, **kw):
+    """The GP searcher for "gp-ei", else the pool searcher driven by ``optimizer``."""
+    if optimizer == "gp-ei":
+        return EmbeddingGPSearcher(embeddings, *args, num_initial=num_initial, **kw)
+    return EmbeddingPoolSearcher(embeddings, optimizer, *args, budget=budget, **kw)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -163,7 +170,7 @@ def test_a_good_prior_finds_the_best_sooner_and_a_noise_prior_costs_little():
     assert np.mean([queries_to_best(noise, s) for s in range(3)]) <= without + 5  # 15.7: fitted away
 
 
-def test_local_steps_try_the_neighbours_of_the_best_architecture_first():
+def test_local_steps_try_the_neighbors_of_the_best_architecture_first():
     start = SPACE.make(("avg_pool_3x3",) * 6)
     ring = [n for a in [start, *SPACE.neighbors(start)] for n in [a, *SPACE.neighbors(a)]]
     pool = ArchEmbeddings.one_hot(SPACE, list(dict.fromkeys(SPACE.canonical(a) for a in ring)))

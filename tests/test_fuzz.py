@@ -10,6 +10,7 @@ grammar instead of on strings that fail at the first character.  Each test count
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import os
 import tempfile
@@ -369,7 +370,7 @@ SEARCH_FLAGS = {
     "--benchmark": st.sampled_from(["/nonexistent/t.parquet", ".", ""]),
     "--set": st.sampled_from(["lr=0.1", "=", "x", 'build={"C": 8}', "k="]) | st.text(max_size=8),
     "--searcher-opt": st.sampled_from(["population_size=8", "population_size=0", "population_size=x", "bogus=1",
-                                       "n_startup_jobs=-1", "gamma=2", "=", "x"]) | st.text(max_size=8),  # fmt: skip
+                                       "num_initial=-1", "gamma=2", "=", "x"]) | st.text(max_size=8),  # fmt: skip
 }
 
 
@@ -387,7 +388,7 @@ def test_cli_search(flags: list[str], searcher: bool, data: st.DataObject) -> No
         argv += [flag, data.draw(SEARCH_FLAGS[flag], label=flag)]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(experiment, "connect", lambda address: None)
+        mp.setattr(experiment, "ray_session", lambda *args, **kwargs: contextlib.nullcontext())
         mp.setattr(experiment, "tune", _FakeTune(experiment.tune))
         try:
             _run_cli("cli:search", argv)

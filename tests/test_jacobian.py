@@ -21,7 +21,7 @@ ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_con
 # dead edges (node 1 cannot reach the output) make these two strings the same function
 TWIN_A = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|skip_connect~1|none~2|"
 TWIN_B = "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|none~2|"
-STORE = {"num_inits": 2, "batch": 16, "proj_dim": 8, "build": BUILD, "chunk": 3, "progress": False}
+STORE = {"num_inits": 2, "batch_size": 16, "proj_dim": 8, "build": BUILD, "chunk": 3, "progress": False}
 
 
 
@@ -90,7 +90,7 @@ def test_bad_input_raises_clear_errors(tmp_path):
         features(proj=0)
     with pytest.raises(ValueError, match="search space"):
         jacobian_features(ARCH, inputs=INPUTS)
-    with pytest.raises(ValueError, match="batch must be in"):
+    with pytest.raises(ValueError, match="batch_size must be in"):
         input_batch("digits", 10**6)
     with pytest.raises(ValueError, match="D x P"):
         features(proj=np.ones((10, 4)))

@@ -1,4 +1,7 @@
-"""OFA MobileNetV3 space: OFA settings as strings and configs, canonical keys, moves, real networks."""
+"""OFA MobileNetV3 space: OFA settings as strings and configs, canonical keys, moves, real networks.
+
+What every space must do (round trips, configs, moves, networks, aliases) is in
+test_space_contract.py."""
 from __future__ import annotations
 
 import networkx as nx
@@ -7,8 +10,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ray.tune.search.sample import Domain
-from ray.tune.search.variant_generator import generate_variants
 
 from raynas.graph import trace
 from search_spaces import get_space
@@ -31,23 +32,7 @@ def imagenet_params(text: str, **hp) -> int:
     return params(SPACE.build(SPACE.parse(text), num_classes=1000, in_shape=(3, 224, 224), **hp))
 
 
-# ---------------------------------------------------------------------------- names and strings
-def test_aliases_build_the_same_space_and_tag_archs_mobilenetv3():
-    for name in ("mbv3", "ofa"):
-        arch = get_space(name).sample(0)
-        assert arch.space == "mobilenetv3" and arch == SPACE.sample(0)
-
-
-@settings(max_examples=60, deadline=None)
-@given(seeds)
-def test_string_and_config_round_trip(seed):
-    arch = SPACE.sample(seed)
-    assert SPACE.parse(str(arch)).same_spec(arch)
-    assert SPACE.decode(SPACE.encode(arch)).same_spec(arch)
-    config = {**SPACE.encode(arch), "lr": 0.1, "epochs": 3}  # trainer keys ride along
-    assert SPACE.decode(config).same_spec(arch)
-
-
+# ---------------------------------------------------------------------------- strings
 def test_ofa_subnet_dicts_parse_as_printed():
     arch = SPACE.sample(3)
     ks, es, ds = (list(v) for v in arch.spec)
@@ -86,9 +71,6 @@ def test_bad_configs_name_the_key_and_the_allowed_values(key, value, allowed):
     with pytest.raises(ValueError) as err:
         SPACE.decode({**config, key: value})
     assert str(err.value) == f"{key}: {value!r} is not allowed; allowed values are {list(allowed)}"
-    del config[key]
-    with pytest.raises(ValueError, match=rf"missing keys \['{key}'\]"):
-        SPACE.decode(config)
 
 
 def test_specs_must_hold_ints():
@@ -118,34 +100,20 @@ def test_blocks_beyond_the_depth_do_not_change_the_key():
 @given(seeds)
 def test_canonical_keeps_the_network(seed):
     arch = SPACE.sample(seed)
-    canon = SPACE.canonical(arch)
-    assert canon == arch and SPACE.canonical(canon).same_spec(canon)
-    assert params(SPACE.build(canon)) == params(SPACE.build(arch))
+    assert params(SPACE.build(SPACE.canonical(arch))) == params(SPACE.build(arch))
 
 
 def test_the_space_is_too_large_to_enumerate():
     assert NUM_SETTINGS == 3**5 * 9**20 and NUM_ARCHS == (9**2 + 9**3 + 9**4) ** 5 > 10**19
-    with pytest.raises(TypeError, match="too large to enumerate"):
-        SPACE.enumerate()
 
 
 # ---------------------------------------------------------------------------- Tune side
 def test_tune_space_is_plain_tune_domains():
     domains = SPACE.tune_space()
     assert list(domains) == list(CONFIG_KEYS) and len(domains) == 5 + 2 * 20
-    assert all(isinstance(d, Domain) for d in domains.values())
     assert domains["stage3_depth"].categories == [2, 3, 4]
     assert domains["stage3_block4_kernel"].categories == [3, 5, 7]
     assert domains["stage3_block4_expand"].categories == [3, 4, 6]
-
-
-def test_configs_drawn_by_tunes_samplers_decode_to_valid_archs():
-    domains = SPACE.tune_space()
-    rng = np.random.RandomState(0)
-    archs = [SPACE.decode({k: d.sample(random_state=rng) for k, d in domains.items()}) for _ in range(100)]
-    assert all(SPACE.is_valid(a) for a in archs) and len(set(archs)) == 100
-    variants = [config for _, config in generate_variants({**domains, "lr": 0.1})]
-    assert len(variants) == 1 and SPACE.is_valid(SPACE.decode(variants[0]))
 
 
 @settings(max_examples=60, deadline=None)
@@ -167,11 +135,10 @@ def test_samples_are_valid_and_cover_every_choice():
         assert {v for a in archs for v in a.spec[field]} == set(options)
 
 
-def test_neighbors_are_valid_distinct_single_edits():
+def test_neighbors_are_distinct_single_edits():
     arch = SPACE.sample(5)
     neighbors = SPACE.neighbors(arch)
     assert len(neighbors) == len(set(neighbors)) == 5 * 2 + 4 * sum(arch.spec[2])
-    assert all(SPACE.is_valid(n) and n != arch for n in neighbors)
     assert all(edits(arch, n) == 1 for n in neighbors)
     inactive = [b for b in range(NUM_BLOCKS) if b % 4 >= arch.spec[2][b // 4]]
     assert not any(n.spec[0][b] != arch.spec[0][b] or n.spec[1][b] != arch.spec[1][b] for n in neighbors for b in inactive)
@@ -189,7 +156,7 @@ def test_mutate_changes_exactly_one_choice_and_stays_valid():
 def test_cell_graph_is_the_chain_of_active_blocks():
     arch = SPACE.sample(2)
     graph = SPACE.cell_graph(arch)
-    assert nx.is_directed_acyclic_graph(graph) and graph.number_of_nodes() == sum(arch.spec[2]) + 2
+    assert graph.number_of_nodes() == sum(arch.spec[2]) + 2
     assert list(nx.topological_sort(graph)) == list(range(graph.number_of_nodes()))
     ops = [d["op"] for _, d in graph.nodes(data=True)]
     assert ops[0] == "input" and ops[-1] == "output"
@@ -201,8 +168,7 @@ def test_cell_graph_is_the_chain_of_active_blocks():
 # ---------------------------------------------------------------------------- networks
 @pytest.mark.parametrize(
     "in_shape, num_classes, hp",
-    [((3, 32, 32), 10, {}), ((1, 8, 8), 7, {}), ((1, 8, 8), 7, {"stem_stride": 1}), ((3, 1, 1), 3, {}),
-     ((3, 32, 32), 10, {"width": 0.5, "dropout": 0.0})],
+    [((1, 8, 8), 7, {"stem_stride": 1}), ((3, 1, 1), 3, {}), ((3, 32, 32), 10, {"width": 0.5, "dropout": 0.0})],
 )
 def test_network_maps_images_to_logits(in_shape, num_classes, hp):
     model = SPACE.build(SPACE.sample(11), num_classes=num_classes, in_shape=in_shape, **hp)

@@ -9,7 +9,7 @@ import torch
 
 from raynas.cli import main as cli_main
 from raynas.experiment import SearchSettings
-from raynas.results import hypervolume_2d, pareto_mask, pareto_table
+from raynas.results import hypervolume, pareto_mask, pareto_table
 from search_spaces import get_space
 from searchers.ax_searcher import AxSearcher
 
@@ -31,18 +31,18 @@ def test_pareto_mask_keeps_exactly_the_non_dominated_rows():
     assert pareto_mask(points[:, ::-1], ["min", "max"]).tolist() == [True, True, True, False, True, False, False]
 
 
-def test_hypervolume_2d_matches_botorch():
+def test_hypervolume_matches_botorch():
     from botorch.utils.multi_objective.hypervolume import Hypervolume
 
     rng = np.random.default_rng(0)
     points = np.c_[rng.uniform(50, 100, 30), rng.uniform(1e3, 1e5, 30)]  # (val_acc max, params min)
     reference = (50.0, 1e5)
-    ours = hypervolume_2d(points, ["max", "min"], reference)
+    ours = hypervolume(points, ["max", "min"], reference)
     front = torch.tensor(points[pareto_mask(points, ["max", "min"])] * [1, -1], dtype=torch.double)
     theirs = Hypervolume(torch.tensor([reference[0], -reference[1]], dtype=torch.double)).compute(front)
     assert ours == pytest.approx(theirs, rel=1e-9)
-    assert hypervolume_2d([[60.0, 2e4]], ["max", "min"], reference) == pytest.approx(10 * 8e4)
-    assert hypervolume_2d([[40.0, 2e4]], ["max", "min"], reference) == 0.0  # worse than the reference
+    assert hypervolume([[60.0, 2e4]], ["max", "min"], reference) == pytest.approx(10 * 8e4)
+    assert hypervolume([[40.0, 2e4]], ["max", "min"], reference) == 0.0  # worse than the reference
 
 
 def test_pareto_table_sorts_the_front_best_first():
@@ -56,7 +56,7 @@ def test_pareto_table_sorts_the_front_best_first():
 def test_ax_multi_objective_over_nago_returns_a_non_dominated_front():
     thresholds = ["val_acc >= 0", "params <= 2000"]  # the reference point; bounds a minimised objective from above
     searcher = AxSearcher(
-        "nago", seed=0, objectives=OBJECTIVES, outcome_constraints=thresholds, num_initial_trials=4, optimizer_options=CHEAP
+        "nago", seed=0, objectives=OBJECTIVES, outcome_constraints=thresholds, num_initial=4, optimizer_options=CHEAP
     )
     observed = []
     for i in range(6):
@@ -84,7 +84,7 @@ def test_cli_objectives_print_and_write_the_pareto_front(ray_session, tmp_path, 
     code = cli_main([
         "search", "--space", "nago", "--searcher", "ax", "--objectives", "val_acc:max,params:min",
         "--dataset", "synthetic:64", "--epochs", "1", "--num-samples", "4", "--storage", str(tmp_path),
-        "--name", "mo", "--set", 'build={"width": 1}', "--searcher-opt", "num_initial_trials=4",
+        "--name", "mo", "--set", 'build={"width": 1}', "--searcher-opt", "num_initial=4",
     ])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out

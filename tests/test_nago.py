@@ -1,4 +1,7 @@
-"""NAGO generator space: strings and configs, reproducible graphs, K clamping, networks, trainable."""
+"""NAGO generator space: strings and configs, reproducible graphs, K clamping, networks, trainable.
+
+What every space must do (round trips, configs, moves, networks) is in test_space_contract.py,
+for the default options; the searched-ratios variant is checked here."""
 from __future__ import annotations
 
 import networkx as nx
@@ -9,7 +12,8 @@ from ray.tune.search.variant_generator import generate_variants
 
 from raynas.graph import trace
 from search_spaces import get_space
-from search_spaces.nago import HYPER, SampledTrainable
+from raynas.trainables.sampled import SampledTrainable
+from search_spaces.nago import HYPER
 from search_spaces.nago_net import effective_k, network_params, sample_dag, sinks, split_stages
 
 SPACE = get_space("nago")
@@ -26,23 +30,21 @@ def test_string_and_config_round_trip():
     assert str(ARCH) == TEXT and SPACE.parse(f" {TEXT.replace('|', ' | ')} ").same_spec(ARCH)
     ratios = get_space("nago", search_ratios=True)
     for seed in range(20):
-        for space in (SPACE, ratios):
-            arch = space.sample(seed)
-            assert space.parse(str(arch)).same_spec(arch)
-            assert space.decode({**space.encode(arch), "lr": 0.1}).same_spec(arch)
+        arch = ratios.sample(seed)
+        assert ratios.parse(str(arch)).same_spec(arch)
+        assert ratios.decode({**ratios.encode(arch), "lr": 0.1}).same_spec(arch)
     assert set(SPACE.encode(ARCH)) == set(HYPER)  # Ax and Tune see exactly the searched keys
     other = SPACE.with_seed(ARCH, 7)
     assert SPACE.encode(other)["graph_seed"] == 7 and SPACE.decode(SPACE.encode(other)).same_spec(other)
 
 
-def test_tune_sampling_decodes_to_valid_archs():
-    for ratios in (False, True):
-        space = get_space("nago", search_ratios=ratios)
-        variants = list(generate_variants({**space.tune_space(), "epochs": 1}, constant_grid_search=True))
-        for seed in range(30):
-            config = {k: v.sample(random_state=np.random.RandomState(seed)) for k, v in space.tune_space().items()}
-            arch = space.decode({**config, **variants[0][1]})
-            assert space.is_valid(arch) and set(space.encode(arch)) == set(space.tune_space())
+def test_tune_sampling_with_searched_ratios_decodes_to_valid_archs():
+    space = get_space("nago", search_ratios=True)
+    variants = list(generate_variants({**space.tune_space(), "epochs": 1}, constant_grid_search=True))
+    for seed in range(30):
+        config = {k: v.sample(random_state=np.random.RandomState(seed)) for k, v in space.tune_space().items()}
+        arch = space.decode({**config, **variants[0][1]})
+        assert space.is_valid(arch) and set(space.encode(arch)) == set(space.tune_space())
 
 
 def test_graph_sampling_is_reproducible_per_seed():
@@ -84,13 +86,6 @@ def _seed(s: int) -> int:
     return level_seed(s, 1, 0)
 
 
-@pytest.mark.parametrize("in_shape, classes", [((3, 32, 32), 10), ((1, 8, 8), 3), ((3, 5, 7), 2)])
-def test_build_gives_logits_for_any_input_size_and_class_count(in_shape, classes):
-    for arch in (ARCH, SPACE.sample(3)):
-        model = SPACE.build(arch, num_classes=classes, in_shape=in_shape, param_budget=70_000)
-        assert model(torch.randn(2, *in_shape)).shape == (2, classes)
-
-
 def test_width_is_the_largest_within_the_parameter_budget():
     for budget in (20_000, 60_000):
         model = SPACE.build(ARCH, in_shape=(1, 8, 8), param_budget=budget)
@@ -123,7 +118,6 @@ def test_raynas_graph_traces_the_network():
 def test_cell_graph_holds_the_three_levels():
     graph = SPACE.cell_graph(ARCH)
     dags = SPACE.graphs(ARCH)
-    assert nx.is_directed_acyclic_graph(graph)
     assert all(u < v for u, v in graph.edges)
     for level, label in (("top", "cell"), ("mid", "node"), ("bot", "conv3x3")):
         ops = [op for _, op in graph.nodes(data="op") if op == label]
@@ -174,14 +168,12 @@ def test_bad_strings_and_build_options_are_named():
         get_space("nago", channel_ratio="1:9:9")
 
 
-def test_neighbors_move_one_hyper_parameter_and_mutate_changes_the_arch():
-    neighbours = SPACE.neighbors(ARCH)
-    assert neighbours and ARCH not in neighbours and len(set(neighbours)) == len(neighbours)
-    for other in neighbours:
+def test_neighbors_move_one_hyper_parameter():
+    neighbors = SPACE.neighbors(ARCH)
+    assert neighbors
+    for other in neighbors:
         changed = [f for f in ARCH.spec._fields if getattr(ARCH.spec, f) != getattr(other.spec, f)]
         assert len(changed) == 1 and changed[0] in HYPER
-    rng = np.random.default_rng(0)
-    assert all(SPACE.mutate(ARCH, rng) != ARCH for _ in range(10))
 
 
 def test_sampled_trainable_reports_mean_and_spread_over_graph_draws():

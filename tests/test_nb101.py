@@ -1,4 +1,6 @@
-"""NB101 space: official hashes and parameter counts, validity rules, real networks, moves."""
+"""NB101 space: official hashes and parameter counts, validity rules, real networks, moves.
+
+What every space must do (round trips, configs, moves, networks) is in test_space_contract.py."""
 from __future__ import annotations
 
 import itertools
@@ -8,16 +10,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from ray.tune.search.sample import Domain
 
 from conftest import benchmark_file
 from search_spaces import get_space
 from search_spaces.nb101 import CONFIG_KEYS, EDGE_KEYS, OP_KEYS, prune
 
 SPACE = get_space("nb101")
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 
 # First record of the official nasbench_only108.tfrecord: its hash and parameter count are
@@ -71,16 +69,6 @@ def test_parameter_count_matches_table_for_a_sample(nb101_table):
         assert param_count(arch) == pytest.approx(nb101_table[i]["params"] * 1e6, abs=0.5), str(arch)
 
 
-@pytest.mark.parametrize("in_shape, num_classes", [((3, 32, 32), 10), ((1, 9, 13), 7)])
-def test_network_maps_images_to_logits(in_shape, num_classes):
-    for arch in (SPACE.from_matrix(*README_CELL[:2]), SPACE.parse("adj=01/00;ops=input,output")):
-        model = SPACE.build(arch, num_classes=num_classes, in_shape=in_shape, stem_channels=8,
-                            num_modules_per_stack=1)
-        out = model(torch.randn(2, *in_shape))
-        assert out.shape == (2, num_classes)
-        out.sum().backward()
-
-
 def test_network_traces_with_torch_fx():
     model = SPACE.build(SPACE.from_matrix(*FIRST_RECORD[:2]), stem_channels=6, num_modules_per_stack=1)
     x = torch.randn(1, 3, 16, 16)
@@ -125,18 +113,6 @@ def test_edge_limit_counts_edges_after_pruning():
                     f"ops=input,{C3},{C3},{C3},{C3},{C3},output")
 
 
-@settings(max_examples=60, deadline=None)
-@given(seeds)
-def test_string_and_config_round_trip(seed):
-    arch = SPACE.sample(seed)
-    assert SPACE.parse(str(arch)).same_spec(arch)
-    assert SPACE.decode(SPACE.encode(arch)).same_spec(arch)
-    config = {**SPACE.encode(arch), "lr": 0.1, "epochs": 3}  # trainer keys ride along
-    assert SPACE.decode(config).same_spec(arch)
-    canonical = SPACE.canonical(arch)
-    assert SPACE.parse(str(canonical)).same_spec(canonical)
-
-
 def test_smaller_cells_encode_as_seven_vertex_configs():
     arch = SPACE.parse("adj=011/001/000;ops=input,maxpool3x3,output")
     config = SPACE.encode(arch)
@@ -144,17 +120,11 @@ def test_smaller_cells_encode_as_seven_vertex_configs():
     assert SPACE.decode(config) == arch
 
 
-def test_tune_space_is_plain_tune_domains():
+def test_tune_space_has_21_edge_bits_and_5_ops():
     domains = SPACE.tune_space()
     assert list(domains) == list(CONFIG_KEYS) and len(EDGE_KEYS) == 21 and len(OP_KEYS) == 5
-    assert all(isinstance(d, Domain) for d in domains.values())
     config = {k: d.sample() for k, d in domains.items()}
     assert all(config[k] in (0, 1) for k in EDGE_KEYS)
-    try:
-        assert SPACE.is_valid(SPACE.decode(config))
-    except ValueError as err:  # most random bit patterns are not valid cells
-        assert str(err).startswith("adj:")
-    assert SPACE.decode(SPACE.encode(SPACE.sample(0))) == SPACE.sample(0)
 
 
 def config_of(text: str) -> dict:
@@ -178,13 +148,6 @@ VALID7 = f"adj=0100000/0010000/0001000/0000100/0000010/0000001/0000000;ops=input
 def test_invalid_configs_name_the_field(change, pattern):
     with pytest.raises(ValueError, match=pattern):
         SPACE.decode({**config_of(VALID7), **change})
-
-
-def test_missing_config_keys_are_named():
-    config = config_of(VALID7)
-    del config["op_5"]
-    with pytest.raises(ValueError, match=r"missing keys \['op_5'\]"):
-        SPACE.decode(config)
 
 
 @pytest.mark.parametrize(
@@ -217,18 +180,10 @@ def test_sample_yields_only_valid_seven_vertex_cells():
     assert len(set(archs)) > 100  # NB101's sampler favours small pruned cells, so keys repeat
 
 
-def test_mutate_returns_a_different_valid_arch():
-    rng = np.random.default_rng(1)
-    for arch in [SPACE.sample(rng) for _ in range(10)] + [SPACE.parse("adj=01/00;ops=input,output")]:
-        child = SPACE.mutate(arch, rng)
-        assert SPACE.is_valid(child) and child != arch
-
-
-def test_neighbors_are_valid_distinct_one_edit_cells():
+def test_neighbors_are_one_edit_cells():
     arch = SPACE.from_matrix(*README_CELL[:2])
     neighbors = SPACE.neighbors(arch)
-    assert len(neighbors) == len(set(neighbors)) > 10
-    assert all(SPACE.is_valid(n) and n != arch for n in neighbors)
+    assert len(neighbors) > 10
     matrix, ops = np.array(arch.spec[0]), arch.spec[1]
     for n in neighbors:
         edits = int((np.array(n.spec[0]) != matrix).sum()) + sum(a != b for a, b in zip(n.spec[1], ops))
@@ -237,9 +192,8 @@ def test_neighbors_are_valid_distinct_one_edit_cells():
     assert SPACE.neighbors(SPACE.parse("adj=01/00;ops=input,output")) == []
 
 
-def test_enumerate_starts_with_distinct_pruned_cells():
+def test_enumerate_yields_pruned_cells():
     archs = list(itertools.islice(SPACE.enumerate(), 300))
-    assert len(set(archs)) == 300
     assert all(SPACE.canonical(a).same_spec(a) for a in archs)
 
 

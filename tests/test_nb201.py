@@ -1,20 +1,17 @@
-"""NB201 space: official strings and order, real networks, canonical classes, bad input."""
+"""NB201 space: official strings and order, real networks, canonical classes, bad input.
+
+What every space must do (round trips, configs, moves, networks) is in test_space_contract.py."""
 from __future__ import annotations
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from ray.tune.search.sample import Domain
 
 from conftest import benchmark_file
 from search_spaces import get_space
 from search_spaces.nb201 import CONFIG_KEYS, NUM_ARCHS
 
 SPACE = get_space("nb201")
-seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +37,6 @@ def test_parameter_count_matches_table_for_a_sample(nb201_table):
         model = SPACE.build(SPACE.from_index(int(i)), num_classes=10)
         count = sum(p.numel() for p in model.parameters())
         assert count == round(nb201_table["params_m"][i] * 1e6), SPACE.from_index(int(i))
-
-
-@pytest.mark.parametrize("in_shape, num_classes", [((3, 32, 32), 10), ((1, 8, 8), 7)])
-def test_network_maps_images_to_logits(in_shape, num_classes):
-    arch = SPACE.from_index(6111)
-    model = SPACE.build(arch, num_classes=num_classes, in_shape=in_shape, C=8, N=1)
-    out = model(torch.randn(2, *in_shape))
-    assert out.shape == (2, num_classes)
-    out.sum().backward()
 
 
 def test_swapping_parallel_intermediate_nodes_keeps_the_key():
@@ -81,23 +69,8 @@ def test_canonical_representatives_and_keys_define_the_same_classes():
     assert all(SPACE.canonical(a) == a for a in archs[:500])
 
 
-@settings(max_examples=60, deadline=None)
-@given(seeds)
-def test_string_and_config_round_trip(seed):
-    arch = SPACE.sample(seed)
-    again = SPACE.parse(str(arch))
-    assert again.same_spec(arch)
-    assert SPACE.decode(SPACE.encode(arch)).same_spec(arch)
-    config = {**SPACE.encode(arch), "lr": 0.1, "epochs": 3}  # trainer keys ride along
-    assert SPACE.decode(config).same_spec(arch)
-
-
-def test_tune_space_is_plain_tune_domains_that_decode():
-    domains = SPACE.tune_space()
-    assert list(domains) == list(CONFIG_KEYS)
-    assert all(isinstance(d, Domain) for d in domains.values())
-    config = {k: d.sample() for k, d in domains.items()}
-    assert SPACE.is_valid(SPACE.decode(config))
+def test_tune_space_has_one_key_per_edge_in_order():
+    assert list(SPACE.tune_space()) == list(CONFIG_KEYS)
 
 
 @pytest.mark.parametrize(
@@ -118,24 +91,13 @@ def test_malformed_arch_strings_are_rejected_with_the_reason(text, words):
         assert word in str(err.value)
 
 
-def test_bad_configs_name_the_key_and_the_allowed_values():
-    config = SPACE.encode(SPACE.from_index(0))
-    with pytest.raises(ValueError, match="edge_2_1.*'conv'.*allowed values"):
-        SPACE.decode({**config, "edge_2_1": "conv"})
-    del config["edge_3_2"]
-    with pytest.raises(ValueError, match="missing keys \\['edge_3_2'\\]"):
-        SPACE.decode(config)
-
-
-def test_mutate_and_neighbors_give_valid_different_architectures():
+def test_mutate_is_one_of_the_neighbors():
     rng = np.random.default_rng(1)
     arch = SPACE.from_index(6111)
     neighbors = SPACE.neighbors(arch)
-    assert len(neighbors) == len(set(neighbors)) > 10
-    assert all(SPACE.is_valid(n) and n != arch for n in neighbors)
+    assert len(neighbors) > 10
     for _ in range(20):
-        child = SPACE.mutate(arch, rng)
-        assert child != arch and child in neighbors
+        assert SPACE.mutate(arch, rng) in neighbors
 
 
 def test_build_rejects_unknown_options():

@@ -35,7 +35,7 @@ def files(tmp_path_factory):
 
 def test_predict_fits_saves_and_reloads_the_reference_predictor(files, capsys):
     argv = ["predict", f"{files / 'model.py'}:build", "--benchmark", str(files / "table.parquet"),
-            "--num-archs", "16", "--predictor", str(files / "pred"), "--neighbours", "2"]  # fmt: skip
+            "--num-archs", "16", "--predictor", str(files / "pred"), "--neighbors", "2"]  # fmt: skip
     assert main(argv) == 0
     first = capsys.readouterr().out
     assert "fitted on 16 archs" in first and "predicted accuracy" in first and first.count("similar") == 2

@@ -7,7 +7,8 @@ import pytest
 
 from predictors.embeddings import ArchEmbeddings
 from searchers import make_searcher
-from searchers.predictor_evolution import EncodedGP, OneHotEncoding, PredictorEvolutionSearcher
+from predictors.embedding_gp import EmbeddingGPPredictor
+from searchers.predictor_evolution import PredictorEvolutionSearcher
 from search_loop import objective, run
 from search_spaces import get_space
 
@@ -142,13 +143,13 @@ def test_embedding_table_bounds_the_candidates():
     searcher = make_searcher("predictor-rea", SPACE, "val_acc", "max", 0, embeddings=table, num_candidates=8)
     archs = run(searcher, 15)
     assert len(archs) == 15 and all(a in table for a in archs)
-    assert isinstance(searcher.predictor, EncodedGP) and hasattr(searcher.predictor, "gp_")
+    assert isinstance(searcher.predictor, EmbeddingGPPredictor) and hasattr(searcher.predictor, "gp_")
 
 
 def test_one_hot_encoding_gives_equivalent_archs_one_vector():
     archs = SPACE.sample_unique(30, rng=2)
     twins = [SPACE.canonical(a) for a in archs]
-    encode = OneHotEncoding(SPACE)
+    encode = EmbeddingGPPredictor(SPACE).vectors
     assert np.array_equal(encode(archs), encode(twins))
     assert encode(archs).shape == (30, 6 * 5)
 

@@ -192,7 +192,7 @@ def test_tpe_settings_reach_hyperopt(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(hyperopt.tpe, "suggest", recording)
-    searcher = make_searcher("tpe", EDGES_SPACE, "ssl_loss", "min", 0, n_startup_jobs=3, gamma=0.4, n_EI_candidates=7)
+    searcher = make_searcher("tpe", EDGES_SPACE, "ssl_loss", "min", 0, num_initial=3, gamma=0.4, n_EI_candidates=7)
     for i in range(5):
         config = searcher.suggest(f"t{i}")
         searcher.on_trial_complete(f"t{i}", {"ssl_loss": float(i)})
@@ -203,7 +203,7 @@ def test_tpe_settings_reach_hyperopt(monkeypatch):
 @pytest.mark.parametrize(
     "option, words",
     [
-        ({"n_startup_jobs": -1}, "n_startup_jobs must be"),
+        ({"num_initial": -1}, "num_initial must be"),
         ({"gamma": 1.5}, "gamma must be in"),
         ({"n_EI_candidates": 0}, "n_EI_candidates must be"),
     ],
@@ -227,7 +227,7 @@ def test_cli_runs_a_label_free_tpe_search_over_darts_edges(ray_session, tmp_path
         "search", "--space", "darts-edges", "--trainable", "selfsup", "--searcher", "tpe", "--dataset", "digits",
         "--num-samples", "3", "--epochs", "2", "--storage", str(tmp_path), "--name", "ssl",
         "--set", 'build={"C": 4, "layers": 2}', "--set", "data_portion=0.2", "--set", "knn_probe=true",
-        "--searcher-opt", "n_startup_jobs=2",
+        "--searcher-opt", "num_initial=2",
     ])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out

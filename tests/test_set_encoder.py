@@ -7,7 +7,8 @@ import torch
 
 from predictors.jacobian import input_batch, jacobian_features
 from predictors.jacobian_store import extract_to_parquet
-from predictors.set_encoder import SetEncoder, embed, nt_xent, train_encoder
+from predictors.set_encoder import SetEncoder, embed, train_encoder
+from raynas.losses import nt_xent
 from search_spaces import get_space
 
 SPACE = get_space("nb201")
@@ -55,7 +56,7 @@ def test_save_and_load_give_identical_embeddings(features, tmp_path):
 
 def test_training_streams_from_an_extracted_features_directory(ray_session, tmp_path):
     out = tmp_path / "features.parquet"
-    options = {"num_inits": 2, "batch": 16, "proj_dim": 8, "build": {"C": 4, "N": 1}, "chunk": 4, "progress": False}
+    options = {"num_inits": 2, "batch_size": 16, "proj_dim": 8, "build": {"C": 4, "N": 1}, "chunk": 4, "progress": False}
     extract_to_parquet(SPACE, 8, "digits", out, **options)
     encoder = train_encoder(out, epochs=2, batch_size=3, lr=1e-3, seed=0, **SMALL)
     assert len(encoder.loss_history_) == 2 and np.isfinite(encoder.loss_history_).all()

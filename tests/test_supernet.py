@@ -205,5 +205,5 @@ def test_supernet_in_a_tune_run_resumes_and_scores_archs_as_ray_tasks(ray_sessio
 
     top = random_search(state, digits, num_samples=8, top_k=3, seed=0)
     assert len(top) == 3 and [s for _, s in top] == sorted((s for _, s in top), reverse=True)
-    evolved = evolution_search(state, digits, num_samples=10, population_size=4, sample_size=2, batch=3, top_k=2)
+    evolved = evolution_search(state, digits, num_samples=10, population_size=4, sample_size=2, batch_size=3, top_k=2)
     assert len(evolved) == 2 and evolved[0][1] >= evolved[1][1]

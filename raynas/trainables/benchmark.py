@@ -11,7 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 from raynas.benchmarks import TabularBenchmark
-from raynas.trainable_base import ReconfigurableTrainable
+from raynas.trainables.base import ReconfigurableTrainable
+from raynas.trainables.registry import register_trainable
 
 
 @lru_cache(maxsize=4)
@@ -20,6 +21,15 @@ def load_benchmark(path: str, space: str, dataset: str) -> TabularBenchmark:
     return TabularBenchmark.from_parquet(path, space, dataset)
 
 
+#: what a look-up trial reports (the cost columns only where the table has them)
+REPORTS = {"val_acc": "max", "test_acc": "max", "params": "min", "flops": "min", "latency_s": "min",
+           "simulated_time_s": "min", "epoch": "max"}  # fmt: skip
+
+
+@register_trainable(
+    "benchmark", "looks each architecture up in a benchmark table",
+    metric="val_acc", reports=REPORTS, shared="benchmark", checkpoint_frequency=0,
+)
 class BenchmarkTrainable(ReconfigurableTrainable):
     """Config keys: the space's keys, ``space``, ``benchmark`` (Parquet path), ``dataset``.
 

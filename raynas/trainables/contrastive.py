@@ -5,7 +5,7 @@
   head ``g`` (Linear-BatchNorm-ReLU-Linear) that the loss sees.  The loss module is a
   sub-module, so one ``state_dict`` holds everything a checkpoint needs, memory bank included.
 * :class:`NTXentLoss`: SimCLR.  The two views of an image are a positive pair, the other
-  ``2N - 2`` views of the batch negatives (:func:`predictors.set_encoder.nt_xent`).
+  ``2N - 2`` views of the batch negatives (:func:`raynas.losses.nt_xent`).
 * :class:`MemoryBankNCE`: non-parametric instance discrimination (Wu et al. 2018).  A bank
   ``V`` holds one unit vector per training image; each view ``v`` of image ``i`` is
   classified as instance ``i`` against ``K`` other bank entries ``j_1..j_K`` drawn uniformly:
@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from predictors.set_encoder import nt_xent
+from raynas.losses import nt_xent
 from raynas.data import ImageDataset
 
 

@@ -13,7 +13,7 @@ checking the objective and never for training.
 The published setting (CSNAS, Nguyen & Chang 2021, which this follows) is 10 epochs on a
 small unlabelled subset: the defaults are 10 epochs on half the train images.  Optimiser,
 schedule, checkpoints (the bank included: it lives in the model's ``state_dict``) and
-``reset_config`` are :class:`StandaloneTrainable`'s, so a restored trial continues exactly
+``reset_config`` are the stand-alone trainable's, so a restored trial continues exactly
 where it stopped.
 """
 from __future__ import annotations
@@ -27,12 +27,15 @@ from torch import nn
 from raynas.data import ImageDataset
 from raynas.trainables.contrastive import ContrastiveModel, MemoryBankNCE, NTXentLoss, knn_accuracy
 from raynas.trainables.settings import TrainerSettings
-from raynas.trainables.standalone import StandaloneTrainable
+from raynas.trainables.registry import register_trainable
+from raynas.trainables.standalone import ArchTraining, StandaloneTrainable
 from raynas.views import ViewSettings, random_view
 
 SSL_METHODS = ("simclr", "nce")
 #: SimCLR's CIFAR-10 temperature; Wu et al.'s memory-bank NCE temperature
 DEFAULT_TEMPERATURE = {"simclr": 0.5, "nce": 0.07}
+#: what a label-free trial reports (``knn_acc`` only with ``knn_probe=True``)
+REPORTS = {"ssl_loss": "min", "knn_acc": "max", "params": "min", "flops": "min", "epoch": "max", "epoch_time_s": "min"}
 
 
 @dataclass(frozen=True)
@@ -98,17 +101,14 @@ def standardise(pixels: torch.Tensor, data: ImageDataset) -> torch.Tensor:
     return (pixels - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(data.std).view(1, -1, 1, 1)
 
 
-class SelfSupervisedTrainable(StandaloneTrainable):
-    """Contrastive training of ``space.decode(config)``; reports ``ssl_loss`` every epoch.
-
-    Reported: ``ssl_loss``, ``epoch``, ``params`` and ``flops`` (the backbone: the network
-    without its classifier), ``arch``, ``epoch_time_s``, and ``knn_acc`` with ``knn_probe``.
-    """
+class ContrastiveTraining(ArchTraining):
+    """Contrastive training of one architecture: the hooks of :class:`ArchTraining` for two
+    augmented views per image and a contrastive loss instead of labels."""
 
     settings_type = SelfSupSettings
     settings: SelfSupSettings
 
-    def _build_model(self) -> nn.Module:
+    def build_model(self) -> nn.Module:
         s = self.settings
         network = self.space.build(self.arch, num_classes=1, in_shape=self.data.in_shape, **s.build)
         if s.ssl_method == "nce":
@@ -118,25 +118,40 @@ class SelfSupervisedTrainable(StandaloneTrainable):
             criterion = NTXentLoss(s.tau)
         return ContrastiveModel(network, s.proj_dim, criterion)
 
-    def _cost_model(self) -> nn.Module:
+    def cost_model(self) -> nn.Module:
         return self.model.backbone
 
-    def _train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         s = self.settings
         return unlabelled_batches(self.data, s.batch_size, s.data_portion, self.generator)
 
-    def _batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
+    def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         index, pixels = batch
         views = self.settings.views(self.data.flip)
         view1 = standardise(random_view(pixels, views, self.generator), self.data)
         view2 = standardise(random_view(pixels, views, self.generator), self.data)
         return self.model.loss(view1, view2, index, self.generator), len(index)
 
-    def _epoch_metrics(self, loss: float) -> dict[str, Any]:
+    def epoch_metrics(self, loss: float) -> dict[str, Any]:
         result: dict[str, Any] = {"ssl_loss": loss}
         if self.settings.knn_probe:
             result["knn_acc"] = knn_accuracy(self.model.backbone, self.data, self.settings.knn_k)
         return result
 
-    def _final_metrics(self) -> dict[str, Any]:
+    def final_metrics(self) -> dict[str, Any]:
         return {}  # no test accuracy: that would need labels
+
+
+@register_trainable(
+    "selfsup", "trains without labels, on a contrastive loss",
+    metric="ssl_loss", reports=REPORTS,
+)
+class SelfSupervisedTrainable(StandaloneTrainable):
+    """Contrastive training of ``space.decode(config)`` (:class:`ContrastiveTraining`);
+    reports ``ssl_loss`` every epoch.
+
+    Reported: ``ssl_loss``, ``epoch``, ``params`` and ``flops`` (the backbone: the network
+    without its classifier), ``arch``, ``epoch_time_s``, and ``knn_acc`` with ``knn_probe``.
+    """
+
+    training_type = ContrastiveTraining

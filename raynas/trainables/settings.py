@@ -6,11 +6,8 @@ plain values, so every searcher and every trainable agree on what a trial is.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
-
-import torch
 
 from raynas.arch import Arch
 from search_spaces import SearchSpace, get_space
@@ -60,11 +57,3 @@ def decode_trial(
     space = get_space(settings.space)
     return settings, space, space.decode(config)
 
-
-def use_allotted_threads() -> None:
-    """Run torch on the CPUs Ray gave this trial (OMP_NUM_THREADS), default one.
-
-    Two trials each spinning two OpenMP threads on two cores run ~20x slower than two
-    single-threaded trials (measured on NB201 at 8x8: 2.1 s vs 0.1 s per batch).
-    """
-    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))

@@ -7,8 +7,8 @@ architectures is scored with inherited weights: ``val_acc`` is their mean accura
 ``rank_stability`` the Kendall tau of their ranking against the previous epoch's, a quick
 signal of whether the supernet's ranking has settled.
 
-The 14 knobs (``SupernetSettings``; defaults measured by ``bench/supernet_ranking.py``,
-see ``docs/supernet.md``): ``bn_mode``, ``bn_affine``, ``lr``, ``epochs``, ``batch_size``,
+The 14 knobs (``SupernetSettings``; ``bench/supernet_ranking.py`` measures each, the
+results are in ``docs/supernet.md``): ``bn_mode``, ``bn_affine``, ``lr``, ``epochs``, ``batch_size``,
 ``weight_decay``, ``grad_clip``, ``warmup_epochs``, ``sampling``, ``path_dropout``,
 ``build["C"]`` (channels), ``build["N"]`` / ``build["layers"]`` (cells), ``data_portion``
 and ``eval_mode``.
@@ -29,10 +29,12 @@ from scipy.stats import kendalltau
 from torch import nn
 
 from raynas.arch import Arch
-from raynas.data import ImageDataset
-from raynas.trainable_base import ReconfigurableTrainable
-from raynas.trainables.settings import TrainerSettings, use_allotted_threads
-from raynas.trainables.standalone import dataset_for
+from raynas.data import ImageDataset, as_dataset
+from raynas.parallel import use_allotted_threads
+from raynas.trainables.base import ReconfigurableTrainable
+from raynas.trainables.loop import sgd, train_epoch
+from raynas.trainables.registry import register_trainable
+from raynas.trainables.settings import TrainerSettings
 from raynas.trainables.supernet_net import SUPERNETS, build_supernet, use_batch_statistics
 from search_spaces import SearchSpace, get_space
 from search_spaces.base import check_choice
@@ -228,6 +230,15 @@ def load_supernet_state(checkpoint: tune.Checkpoint | str) -> dict[str, Any]:
     return torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False)["supernet"]
 
 
+#: what a supernet trial reports
+REPORTS = {"val_acc": "max", "probe_best_acc": "max", "rank_stability": "max", "train_loss": "min", "params": "min",
+           "epoch": "max", "epoch_time_s": "min", "probe_time_s": "min"}  # fmt: skip
+
+
+@register_trainable(
+    "supernet", "trains one weight-sharing supernet of the space per trial",
+    metric="val_acc", reports=REPORTS, spaces=tuple(SUPERNETS), searches_archs=False,
+)
 class SupernetTrainable(ReconfigurableTrainable):
     """Trains the supernet of ``config["space"]`` ("nb201" or "darts") one epoch per step.
 
@@ -246,14 +257,12 @@ class SupernetTrainable(ReconfigurableTrainable):
     def _configure(self, config: dict[str, Any]) -> None:
         self.settings = s = SupernetSettings.from_config(config)
         self.space = get_space(s.space)
-        self.data = dataset_for(s.dataset, self._shared_data)
+        self.data = as_dataset(s.dataset if self._shared_data is None else self._shared_data)
         torch.manual_seed(s.seed)
         self.generator = torch.Generator().manual_seed(s.seed)
         self.sampler = PathSampler(self.space, s.sampling, s.seed)
         self.model = make_supernet(s, self.data)
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay
-        )
+        self.optimizer = sgd(self.model, s)
         self.probes = probe_archs(self.space, s.probe_archs)
         self.last_probe: list[float] | None = None
         self.epoch = 0
@@ -287,24 +296,16 @@ class SupernetTrainable(ReconfigurableTrainable):
         s = self.settings
         for group in self.optimizer.param_groups:
             group["lr"] = s.lr_at(self.epoch)
-        self.model.train()
-        total, seen = 0.0, 0
-        batches = self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion)
-        for batch, ((x, y), path) in enumerate(zip(batches, self.sampler)):
-            self.optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.cross_entropy(self.model(x, path, s.path_dropout), y)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(
-                    f"non-finite supernet training loss ({loss.item()}) at epoch {self.epoch + 1}, batch {batch} "
-                    f"with lr={s.lr}; lower lr or keep grad_clip > 0"
-                )
-            loss.backward()
-            if s.grad_clip > 0:
-                nn.utils.clip_grad_norm_(self.model.parameters(), s.grad_clip)
-            self.optimizer.step()
-            total += loss.item() * len(y)
-            seen += len(y)
-        return total / seen
+        batches = zip(self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion), self.sampler)
+
+        def batch_loss(batch: tuple[tuple[torch.Tensor, torch.Tensor], Hashable]) -> tuple[torch.Tensor, int]:
+            (x, y), path = batch
+            return nn.functional.cross_entropy(self.model(x, path, s.path_dropout), y), len(y)
+
+        def where(batch: int) -> str:
+            return f"epoch {self.epoch + 1}, batch {batch} of the {s.space} supernet with lr={s.lr}"
+
+        return train_epoch(self.model, self.optimizer, batches, batch_loss, s.grad_clip, where)
 
     def supernet_state(self) -> dict[str, Any]:
         """What scoring needs (plain values and tensors): settings and weights."""

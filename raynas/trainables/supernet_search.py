@@ -8,7 +8,6 @@ candidate pool of thousands spreads over every CPU of the cluster.
 from __future__ import annotations
 
 import math
-from collections import deque
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -17,10 +16,11 @@ from scipy.stats import kendalltau
 
 from raynas.arch import Arch
 from raynas.data import ImageDataset
-from raynas.trainables.settings import use_allotted_threads
+from raynas.parallel import use_allotted_threads
 from raynas.trainables.supernet import evaluate_path, load_supernet
 from search_spaces import SearchSpace, get_space
-from search_spaces.base import as_rng
+from searchers.base import FINISHED
+from searchers.evolution import RegularizedEvolution
 
 Scored = tuple[Arch, float]
 
@@ -41,7 +41,7 @@ def _score_chunk(state: Mapping[str, Any], texts: Sequence[str], data: ImageData
 def _texts(space: SearchSpace | None, archs: Sequence[Arch | str]) -> list[str]:
     if space is None:
         return [str(a) for a in archs]
-    return [str(space.parse(a) if isinstance(a, str) else space._own(a)) for a in archs]
+    return [str(space.as_arch(a)) for a in archs]
 
 
 def score_archs(
@@ -102,46 +102,36 @@ def evolution_search(
     num_samples: int = 100,
     population_size: int = 20,
     sample_size: int = 5,
-    batch: int = 10,
+    batch_size: int = 10,
     top_k: int = 5,
     seed: int = 0,
     split: str = "valid",
 ) -> list[Scored]:
-    """Regularized evolution scored by inherited accuracy, ``batch`` children per Ray map.
+    """Regularized evolution (:class:`~searchers.evolution.RegularizedEvolution`, the searcher
+    Tune runs) scored by inherited accuracy, ``batch_size`` children per Ray map.
 
-    A population of the ``population_size`` most recent architectures (the oldest dies);
-    each child mutates the best of ``sample_size`` random members.  Stops after
-    ``num_samples`` distinct architectures; returns the ``top_k`` best seen, best first.
+    Stops after ``num_samples`` distinct architectures; returns the ``top_k`` best seen, best first.
     """
-    if not 1 <= sample_size <= population_size:
-        raise ValueError(f"sample_size must be in [1, population_size={population_size}], got {sample_size}")
-    if batch < 1 or num_samples < population_size:
-        raise ValueError(f"need batch >= 1 and num_samples >= population_size, got {batch} and {num_samples}")
+    if batch_size < 1 or num_samples < population_size:
+        raise ValueError(f"need batch_size >= 1 and num_samples >= population_size, got {batch_size} and {num_samples}")
     space = get_space(supernet_state["settings"]["space"])
-    rng = as_rng(seed)
+    searcher = RegularizedEvolution(space, "val_acc", "max", seed, population_size, sample_size)
     state_ref, data_ref = ray.put(supernet_state), ray.put(data)
     seen: dict[Arch, float] = {}
-    population: deque[Scored] = deque(maxlen=population_size)
-
-    def evaluate(archs: list[Arch]) -> None:
-        for arch, score in zip(archs, score_archs(state_ref, [str(a) for a in archs], data_ref, split)):
-            seen[arch] = score
-            population.append((arch, score))
-
-    evaluate(space.sample_unique(population_size, rng))
     while len(seen) < num_samples:
-        children: dict[Arch, None] = {}
-        for _ in range(50 * batch):
-            if len(children) >= min(batch, num_samples - len(seen)):
+        trials: dict[str, Arch] = {}
+        for _ in range(min(batch_size, num_samples - len(seen))):
+            trial_id = str(len(seen) + len(trials))
+            config = searcher.suggest(trial_id)
+            if config is None or config == FINISHED:
                 break
-            picks = rng.choice(len(population), size=sample_size, replace=False)
-            parent = max((population[i] for i in picks), key=lambda item: item[1])[0]
-            child = space.mutate(parent, rng)
-            if child not in seen:
-                children.setdefault(child)
-        if not children:
+            trials[trial_id] = space.decode(config)
+        if not trials:
             break
-        evaluate(list(children))
+        scores = score_archs(state_ref, [str(a) for a in trials.values()], data_ref, split)
+        for (trial_id, arch), score in zip(trials.items(), scores):
+            searcher.on_trial_complete(trial_id, {"val_acc": score})
+            seen[arch] = score
     return _top(seen, top_k)
 
 

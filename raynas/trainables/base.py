@@ -1,10 +1,8 @@
 """The base of the raynas Tune trainables: every per-trial piece of state comes from ``_configure``.
 
-Tune reuses an actor for the next trial (``reuse_actors=True``, about 1 s saved per trial) only
-when ``reset_config`` accepts the new config; a trainable that builds everything in
-``_configure`` re-configures itself instead of starting a new process.  This module sits
-outside :mod:`raynas.trainables` so that search spaces (NAGO's ``SampledTrainable``) can
-subclass it without an import cycle.
+Tune reuses an actor for the next trial (``reuse_actors=True``) only when ``reset_config``
+accepts the new config; a trainable that builds everything in ``_configure`` re-configures
+itself instead of starting a new process.
 """
 from __future__ import annotations
 

@@ -1,0 +1,50 @@
+"""The base of searchers whose candidates are the architectures of an embedding table.
+
+The pool is fixed: its architectures, their vectors (rows scaled to unit length, PCA-reduced
+to what the optimiser can use, each dimension to unit variance) and which are still free.
+A proposal is a pool row; an architecture proposed, evaluated or warm-started is no longer free.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from predictors.embeddings import ArchEmbeddings, reduce_vectors
+from searchers.base import ArchSearcher
+
+
+class PoolSearcher(ArchSearcher):
+    """An :class:`~searchers.base.ArchSearcher` over the architectures of ``embeddings``.
+
+    Args:
+        embeddings: the candidate pool and its vectors.
+        dim: PCA dimensions of :attr:`points` (None: all).
+        metric, mode, seed, max_resample: as for :class:`~searchers.base.ArchSearcher`.
+    """
+
+    def __init__(
+        self,
+        embeddings: ArchEmbeddings,
+        metric: str | None = None,
+        mode: str | None = None,
+        seed: int | None = None,
+        dim: int | None = None,
+        max_resample: int = 1000,
+    ):
+        super().__init__(embeddings.space, metric, mode, seed, max_resample)
+        self.embeddings = embeddings
+        self.points = reduce_vectors(embeddings.vectors, dim, seed)
+        self.free = np.ones(len(embeddings), dtype=bool)
+
+    def random_free(self) -> int:
+        """A random free pool row."""
+        return int(self.rng.choice(np.flatnonzero(self.free)))
+
+    def _mark_seen_key(self, key: str) -> None:
+        super()._mark_seen_key(key)
+        row = self.embeddings.index.get(key)
+        if row is not None:
+            self.free[row] = False
+
+    def set_state(self, state: dict) -> None:
+        self.free[:] = True
+        super().set_state(state)
