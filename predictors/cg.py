@@ -41,6 +41,7 @@ from torch_geometric.data import Batch, Data
 from predictors.cg_data import INPUT_SHAPE, GraphCache, GraphReader
 from predictors.cg_encoder import CGEncoder, pretrain_encoder
 from raynas.io import load_dir, save_dir
+from raynas.progress import progress_bar
 from raynas.arch import Arch
 from search_spaces import available_spaces, get_space
 
@@ -80,7 +81,8 @@ class CGPredictor:
     """Predict a metric of any CNN from its computation graph (see the module docstring).
 
     Args:
-        conv, hidden, layers, embed_dim, dropout: the :class:`~predictors.cg_encoder.CGEncoder`.
+        conv, hidden, layers, embed_dim, dropout, feature_clip: the :class:`~predictors.cg_encoder.CGEncoder`
+            (``feature_clip`` is its ``clip``).
         loss: ``"pairwise"``, ``"listwise"`` or ``"mse"``.
         label_norm: ``"rank"``, ``"zscore"`` or ``"none"`` (per group, see the module docstring).
         batching: ``"stratified"``: every batch holds ``batch_size // #groups`` items of each group
@@ -95,6 +97,7 @@ class CGPredictor:
         cache_dir: directory keeping traced graphs between sessions (Parquet shards); None: memory only.
         use_ray: trace in Ray tasks: ``"auto"`` (when 512 or more graphs are missing), True, False.
         predict_batch_size: graphs per forward pass in :meth:`predict` and :meth:`embed`.
+        progress: show progress bars with an ETA on stderr while tracing and fitting.
 
     ``reader`` (a :class:`~predictors.cg_data.GraphReader`) holds the graph cache; predictors may
     share one.  Learned state: ``encoder_``, ``heads_``, ``pretrained_state_``, ``groups_``
@@ -108,6 +111,7 @@ class CGPredictor:
         layers: int = 4,
         embed_dim: int = 64,
         dropout: float = 0.0,
+        feature_clip: float | None = None,
         loss: str = "pairwise",
         label_norm: str = "rank",
         batching: str = "stratified",
@@ -125,6 +129,7 @@ class CGPredictor:
         cache_dir: str | Path | None = None,
         use_ray: bool | str = "auto",
         predict_batch_size: int = 256,
+        progress: bool = False,
     ):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
@@ -143,6 +148,7 @@ class CGPredictor:
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value!r}")
         self.conv, self.hidden, self.layers, self.embed_dim, self.dropout = conv, hidden, layers, embed_dim, dropout
+        self.feature_clip = feature_clip
         self.loss, self.label_norm, self.batching, self.n_heads = loss, label_norm, batching, n_heads
         self.epochs, self.batch_size, self.lr, self.weight_decay = epochs, batch_size, lr, weight_decay
         self.pretrain_epochs, self.pretrain_batch_size = pretrain_epochs, pretrain_batch_size
@@ -153,8 +159,9 @@ class CGPredictor:
         self.cache_dir = str(cache_dir) if cache_dir is not None else None
         self.use_ray = use_ray
         self.predict_batch_size = predict_batch_size
-        self.reader = GraphReader(self.builds, self.input_shape, GraphCache(cache_dir), use_ray=use_ray)
-        CGEncoder(conv, hidden, layers, embed_dim, dropout=dropout)  # validates the encoder settings
+        self.progress = progress
+        self.reader = GraphReader(self.builds, self.input_shape, GraphCache(cache_dir), use_ray=use_ray, progress=progress)
+        self._new_encoder()  # validates the encoder settings
         self.encoder_: CGEncoder | None = None
         self.heads_: nn.ModuleList | None = None
         self.pretrained_state_: dict[str, torch.Tensor] | None = None
@@ -166,9 +173,9 @@ class CGPredictor:
     # ------------------------------------------------------------------ public API
     def get_params(self) -> dict[str, Any]:
         """The constructor's arguments (what :meth:`save` writes and :meth:`load` passes back)."""
-        names = ("conv", "hidden", "layers", "embed_dim", "dropout", "loss", "label_norm", "batching", "n_heads",
+        names = ("conv", "hidden", "layers", "embed_dim", "dropout", "feature_clip", "loss", "label_norm", "batching", "n_heads",
                  "epochs", "batch_size", "lr", "weight_decay", "pretrain_epochs", "pretrain_batch_size", "temperature",
-                 "seed", "builds", "cache_dir", "use_ray", "predict_batch_size")  # fmt: skip
+                 "seed", "builds", "cache_dir", "use_ray", "predict_batch_size", "progress")  # fmt: skip
         return {**{n: getattr(self, n) for n in names}, "input_shape": list(self.input_shape)}
 
     def graphs(self, items: Sequence[Any]) -> list[Data]:
@@ -320,7 +327,7 @@ class CGPredictor:
 
     # ------------------------------------------------------------------ internals
     def _new_encoder(self) -> CGEncoder:
-        return CGEncoder(self.conv, self.hidden, self.layers, self.embed_dim, dropout=self.dropout)
+        return CGEncoder(self.conv, self.hidden, self.layers, self.embed_dim, dropout=self.dropout, clip=self.feature_clip)
 
     def _check_fitted(self) -> None:
         if self.heads_ is None or self.encoder_ is None or not self.groups_:
@@ -351,6 +358,7 @@ class CGPredictor:
         heads.train()
         history = []
         members = [np.flatnonzero(group.numpy() == c) for c in codes.values()]
+        bar = progress_bar(self.epochs, "fitting the CG predictor", "epoch", self.progress)
         shares = np.array([share.get(name, 1.0) for name in codes])
         per_group = np.maximum(2, np.round(batch_size * shares / shares.sum())).astype(int)
         for _ in range(self.epochs):
@@ -373,6 +381,8 @@ class CGPredictor:
                 schedule.step()
                 losses.append(loss.item())
             history.append(float(np.mean(losses)))
+            bar.update(1)
+        bar.close()
         return history
 
     def _scores(self, items: list[Any]) -> np.ndarray:
@@ -438,6 +448,18 @@ def _normalise(y: np.ndarray, names: list[str], kind: str) -> tuple[np.ndarray, 
 
 def _denormalise(t: np.ndarray, stats: Mapping[str, Any], kind: str) -> np.ndarray:
     if kind == "rank":
-        q = np.asarray(stats["quantiles"])
-        return np.interp((t + 1) / 2, np.linspace(0, 1, len(q)), q)
+        return _quantile_curve((t + 1) / 2, np.asarray(stats["quantiles"]))
     return stats["mean"] + stats["std"] * t
+
+
+def _quantile_curve(u: np.ndarray, q: np.ndarray, tail: float = 0.05) -> np.ndarray:
+    """The label at quantile ``u`` of the training labels ``q`` (evenly spaced quantiles); past
+    the ends the curve continues with the slope of its outer ``tail``, so items scored beyond
+    every training item keep their order instead of all landing on the minimum or maximum."""
+    grid = np.linspace(0, 1, len(q))
+    values = np.interp(u, grid, q)
+    if len(q) < 2:
+        return values
+    k = max(1, int(round(tail * (len(q) - 1))))
+    low_slope, high_slope = (q[k] - q[0]) / grid[k], (q[-1] - q[-1 - k]) / (1 - grid[-1 - k])
+    return np.where(u < 0, q[0] + u * low_slope, np.where(u > 1, q[-1] + (u - 1) * high_slope, values))

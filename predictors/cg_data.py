@@ -33,7 +33,8 @@ from raynas.graph import ComputationGraph, TraceError, trace
 from raynas.graph_features import NUM_NODE_FEATURES, OP_TYPES
 from raynas.io import write_parquet_atomic
 from raynas.parallel import ray_session
-from search_spaces import get_space
+from raynas.progress import progress_bar
+from search_spaces import SearchSpace, as_space
 
 #: build options per space for Arch inputs: cell spaces one cell per stage with 16 base channels,
 #: MobileNetV3 (no repeated cells to drop) at half width; a space not listed is built with its
@@ -91,14 +92,16 @@ def graph_key(arch: Arch, options: Mapping[str, Any], input_shape: Sequence[int]
     return f"{arch.space}:{arch.key}:{digest[:12]}"
 
 
-def trace_arch(space: str, text: str, options: Mapping[str, Any], input_shape: Sequence[int]) -> Packed:
+def trace_arch(space: SearchSpace | str, text: str, options: Mapping[str, Any], input_shape: Sequence[int]) -> Packed:
     """Build the canonical network of the arch written ``text`` in ``space`` and trace it."""
-    sp = get_space(space)
+    sp = as_space(space)
     model = sp.build(sp.canonical(sp.parse(text)), num_classes=10, in_shape=tuple(input_shape[1:]), **options)
     return pack(trace(model, input_shape).to_pyg())
 
 
-def _trace_chunk(space: str, texts: list[str], options: dict[str, Any], input_shape: tuple[int, ...]) -> list[Packed]:
+def _trace_chunk(
+    space: SearchSpace, texts: list[str], options: dict[str, Any], input_shape: tuple[int, ...]
+) -> list[Packed]:
     torch.set_num_threads(1)
     return [trace_arch(space, t, options, input_shape) for t in texts]
 
@@ -219,6 +222,7 @@ class GraphReader:
         use_ray: bool | str = "auto",
         ray_min: int = 512,
         ray_chunk: int = 32,
+        progress: bool = False,
     ):
         if use_ray not in (True, False, "auto"):
             raise ValueError(f"use_ray must be True, False or 'auto', got {use_ray!r}")
@@ -226,6 +230,7 @@ class GraphReader:
         self.input_shape = tuple(input_shape)
         self.cache = cache if cache is not None else GraphCache()
         self.use_ray, self.ray_min, self.ray_chunk = use_ray, int(ray_min), int(ray_chunk)
+        self.progress = progress
 
     def key(self, arch: Arch) -> str:
         return graph_key(arch, build_options(arch.space, self.builds), self.input_shape)
@@ -270,7 +275,7 @@ class GraphReader:
 
     def _trace_here(self, missing: Mapping[str, Arch]) -> dict[str, Packed]:
         out = {}
-        for key, arch in missing.items():
+        for key, arch in progress_bar(missing.items(), "tracing graphs", "graph", self.progress, len(missing)):
             options = build_options(arch.space, self.builds)
             try:
                 out[key] = trace_arch(arch.space, arch.text, options, self.input_shape)
@@ -285,6 +290,7 @@ class GraphReader:
             task = ray.remote(num_cpus=1)(_trace_chunk)
             keys = list(missing)
             refs = []
+            spaces = {name: ray.put(as_space(name)) for name in {arch.space for arch in missing.values()}}  # the objects, not names
             for start in range(0, len(keys), self.ray_chunk):
                 part = keys[start : start + self.ray_chunk]
                 groups: dict[str, list[str]] = {}
@@ -292,9 +298,9 @@ class GraphReader:
                     groups.setdefault(missing[k].space, []).append(k)
                 for space, ks in groups.items():
                     options = build_options(space, self.builds)
-                    refs.append((ks, task.remote(space, [missing[k].text for k in ks], options, self.input_shape)))
+                    refs.append((ks, task.remote(spaces[space], [missing[k].text for k in ks], options, self.input_shape)))
             out: dict[str, Packed] = {}
-            for ks, ref in refs:
+            for ks, ref in progress_bar(refs, f"tracing {len(missing)} graphs in Ray tasks", "task", self.progress):
                 try:
                     out.update(zip(ks, ray.get(ref)))
                 except Exception as err:

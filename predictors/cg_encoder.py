@@ -89,6 +89,10 @@ class CGEncoder(nn.Module):
         embed_dim: size of the graph embedding.
         head_dim: size of the projection the contrastive loss sees.
         dropout: dropout on node states after every layer.
+        clip: standardised numeric features (node features, graph scalars) are clipped to
+            ``[-clip, clip]``, so a graph far outside the training graphs (a tiny user CNN
+            next to full-size cells) is read as "very small" instead of driving the network
+            into extrapolation (None: no clipping).
     """
 
     def __init__(
@@ -99,6 +103,7 @@ class CGEncoder(nn.Module):
         embed_dim: int = 64,
         head_dim: int = 32,
         dropout: float = 0.0,
+        clip: float | None = None,
     ):
         super().__init__()
         if conv not in CONVS:
@@ -110,8 +115,10 @@ class CGEncoder(nn.Module):
             raise ValueError(f"conv='gat' uses 4 heads, so hidden must be a multiple of 4; got {hidden}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if clip is not None and not clip > 0:
+            raise ValueError(f"clip must be > 0 or None, got {clip!r}")
         self.hparams = {"conv": conv, "hidden": hidden, "layers": layers, "embed_dim": embed_dim,
-                        "head_dim": head_dim, "dropout": dropout}  # fmt: skip
+                        "head_dim": head_dim, "dropout": dropout, "clip": clip}  # fmt: skip
         self.register_buffer("node_mean", torch.zeros(NUM_NUMERIC))
         self.register_buffer("node_std", torch.ones(NUM_NUMERIC))
         self.register_buffer("graph_mean", torch.zeros(NUM_GRAPH_SCALARS))
@@ -148,11 +155,15 @@ class CGEncoder(nn.Module):
         if x.dim() != 2 or x.shape[1] != NUM_NODE_FEATURES:
             raise ValueError(f"expected node features N x {NUM_NODE_FEATURES} (raynas.graph), got {tuple(x.shape)}")
         index = batch.batch if getattr(batch, "batch", None) is not None else torch.zeros(len(x), dtype=torch.long)
-        h = self.inp(torch.cat([x[:, :NUM_OPS], (x[:, NUM_OPS:] - self.node_mean) / self.node_std], dim=1))
+        h = self.inp(torch.cat([x[:, :NUM_OPS], self._clip((x[:, NUM_OPS:] - self.node_mean) / self.node_std)], dim=1))
         for conv, norm in zip(self.convs, self.norms):
             h = h + F.dropout(F.relu(norm(conv(h, batch.edge_index))), self.hparams["dropout"], self.training)
-        g = (graph_scalars(batch) - self.graph_mean) / self.graph_std
+        g = self._clip((graph_scalars(batch) - self.graph_mean) / self.graph_std)
         return self.out(torch.cat([global_mean_pool(h, index), global_max_pool(h, index), g], dim=1))
+
+    def _clip(self, z: torch.Tensor) -> torch.Tensor:
+        clip = self.hparams["clip"]
+        return z if clip is None else z.clamp(-clip, clip)
 
     def project(self, embedding: torch.Tensor) -> torch.Tensor:
         """The projection head (used by the contrastive loss only)."""

@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -44,6 +43,7 @@ from raynas.arch import Arch
 from raynas.data import ImageDataset, as_dataset
 from raynas.io import atomic_write, write_parquet_atomic
 from raynas.parallel import ray_session, use_allotted_threads
+from raynas.progress import progress_bar
 from search_spaces import SearchSpace, as_space
 
 SHAPE_KEY = b"raynas.jacobian.shape"
@@ -142,7 +142,7 @@ def _extract(
     writer = _PartWriter(out, meta, chunk)
     pending: dict[Any, Arch] = {}
     queue = iter(todo)
-    bar = _progress(len(todo), progress)
+    bar = progress_bar(len(todo), "jacobian features", "arch", progress)
     try:
         while True:
             while len(pending) < in_flight and (arch := next(queue, None)) is not None:
@@ -292,12 +292,6 @@ class _PartWriter:
         self.next_part += 1
         self.rows += len(archs)
         self.buffer = []
-
-
-def _progress(total: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="jacobian features", unit="arch", file=sys.stderr, disable=not enabled)
 
 
 # --------------------------------------------------------------------------- reading

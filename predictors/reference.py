@@ -6,49 +6,60 @@ reference space's labelled architectures (a NAS benchmark table) and then asked 
 table's architectures, and which reference architectures the model's graph embedding is
 closest to (with their real accuracies, a sanity check on the prediction).
 
-The reference architectures are built at their space's *full* size (not the reduced builds the
-predictor uses for cross-space work) because the user's model is a full network: graph size,
-parameter count and FLOPs are inputs of the encoder, and a full model next to reduced
-references would sit outside everything the predictor has seen.
+What keeps the answer honest:
+
+* **A network whose output ignores its input** (e.g. an NB201 cell of ``none`` edges) cannot
+  learn anything; a graph predictor cannot tell, because such a graph looks like any other.
+  Every model is run on two different random batches first; one whose outputs agree is
+  placed at the bottom of the table, whatever the predictor says.
+* **Uncertainty** is the spread of the predictor's heads together with its error on
+  reference architectures it was not fitted on (a fifth of them are held out), widened in
+  proportion to how far beyond the references' own spacing the model's embedding lies.
+* **Out of distribution**: a model farther from every reference than the references are
+  from each other is flagged; its prediction is an extrapolation.
+
+The reference architectures are built at their space's *full* size (not the reduced builds
+the predictor uses for cross-space work) because the user's model is a full network.
 """
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import inspect
-import sys
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import torch
 from torch import nn
 
 from predictors.cg import CGPredictor
 from raynas.arch import Arch
 from raynas.benchmarks import TabularBenchmark
+from raynas.io import atomic_write
+from raynas.loading import load_object
+from search_spaces import as_space
+
+#: share of the reference architectures held out to measure the predictor's error
+HOLDOUT = 0.2
+#: the file beside a saved predictor that holds the reference architectures and their errors
+REFERENCE_FILE = "reference.json"
+#: standardised graph features beyond this many standard deviations are read as this many
+FEATURE_CLIP = 3.0
 
 
-def load_builder(spec: str) -> Callable[[], nn.Module]:
-    """``"path/to/model.py:build_fn"`` -> the function ``build_fn`` of that file."""
-    path_text, sep, name = spec.rpartition(":")
-    if not sep or not path_text or not name.isidentifier():
-        raise ValueError(f"expected path/to/model.py:function_name, got {spec!r}")
-    path = Path(path_text)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such model file: {path}")
-    module_spec = importlib.util.spec_from_file_location(f"raynas_user_model_{path.stem}", path)
-    if module_spec is None or module_spec.loader is None:
-        raise ValueError(f"cannot import {path} as a Python module")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.path.insert(0, str(path.parent.resolve()))  # the model file may import its neighbours
-    try:
-        module_spec.loader.exec_module(module)
-    finally:
-        sys.path.pop(0)
-    builder = getattr(module, name, None)
+def reference_predictor(space: str, seed: int = 0, **options: object) -> CGPredictor:
+    """The CG predictor a reference fits: ``space`` built at full size, features clipped so
+    that models unlike every reference are read as extreme, not extrapolated."""
+    return CGPredictor(builds={space: {}}, seed=seed, feature_clip=FEATURE_CLIP, **options)
+
+
+def load_builder(spec: str) -> Callable[..., nn.Module]:
+    """``"path/to/model.py:build_fn"`` (or ``package.module:build_fn``) -> that function."""
+    builder = load_object(spec, "function", "model file")
     if not callable(builder):
-        defined = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))
-        raise ValueError(f"{path} defines no function {name!r}; callables there: {defined}")
+        raise ValueError(f"{spec} is not a function, it is a {type(builder).__name__}")
     return builder
 
 
@@ -61,9 +72,23 @@ def build_user_model(builder: Callable[..., nn.Module], num_classes: int) -> nn.
     return model.eval()
 
 
+@torch.no_grad()
+def ignores_input(model: nn.Module, in_shape: tuple[int, ...], seed: int = 0) -> bool:
+    """Whether ``model`` gives the same output for two different random batches (eval mode)."""
+    generator = torch.Generator().manual_seed(seed)
+    one, two = (torch.randn(4, *in_shape, generator=generator) for _ in range(2))
+    training = model.training
+    model.eval()
+    try:
+        first, second = model(one), model(two)
+    finally:
+        model.train(training)
+    return bool(torch.allclose(first, second, rtol=1e-5, atol=1e-6))
+
+
 @dataclass
 class ReferenceScore:
-    """What :func:`score_against_reference` found for one model."""
+    """What :meth:`Reference.score` found for one model."""
 
     predicted: float
     std: float
@@ -71,6 +96,9 @@ class ReferenceScore:
     predicted_percentile: float  # % of the reference architectures the predictor scores below the model
     params: int
     neighbors: list[tuple[str, float, float]] = field(default_factory=list)  # (arch, real accuracy, cosine)
+    distance: float = 0.0  # to the nearest reference, in units of the references' typical nearest-neighbour distance
+    out_of_distribution: bool = False
+    ignores_input: bool = False
 
 
 @dataclass
@@ -81,7 +109,8 @@ class Reference:
     archs: list[Arch]
     accuracy: np.ndarray
     predictor: CGPredictor
-    _scored: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
+    holdout_rmse: float = 0.0
+    _scored: tuple[np.ndarray, np.ndarray, float, float] | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def from_table(
@@ -103,44 +132,92 @@ class Reference:
         for row, arch in enumerate(table.archs):
             classes.setdefault(arch.key, []).append(row)
         rows = list(classes.values())
-        if num_archs < 2:
-            raise ValueError(f"num_archs must be >= 2 to fit a predictor, got {num_archs}")
+        if num_archs < 10:
+            raise ValueError(f"num_archs must be >= 10 (a fifth is held out to measure the error), got {num_archs}")
         chosen = np.random.default_rng(seed).choice(len(rows), size=min(num_archs, len(rows)), replace=False)
         archs = [table.archs[rows[i][0]] for i in chosen]
         accuracy = np.array([valid[rows[i]].mean() for i in chosen])
-        model = predictor if predictor is not None else CGPredictor(builds={space: {}}, seed=seed)
+        model = predictor if predictor is not None else reference_predictor(space, seed)
         return cls(table.archs[0].space, archs, accuracy, model)
 
     def fit(self) -> "Reference":
-        """Fit the predictor on the reference architectures."""
-        self.predictor.fit(self.archs, self.accuracy)
+        """Fit the predictor on all but a held-out fifth of the references, and measure its
+        error (RMSE, label units) on that fifth."""
+        held = len(self.archs) - max(2, int(round(len(self.archs) * (1 - HOLDOUT))))
+        fit_archs, fit_y = self.archs[held:], self.accuracy[held:]
+        self.predictor.fit(fit_archs, fit_y)
+        predicted, _ = self.predictor.predict(self.archs[:held])
+        self.holdout_rmse = float(np.sqrt(np.mean((predicted - self.accuracy[:held]) ** 2)))
         self._scored = None
         return self
 
-    def _references(self) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted accuracy and unit-length embedding of every reference arch, computed once
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """The fitted predictor and the reference architectures, reloadable with :meth:`load`."""
+        path = self.predictor.save(path)
+        state = {"space": self.space, "archs": [a.text for a in self.archs], "accuracy": self.accuracy.tolist(),
+                 "holdout_rmse": self.holdout_rmse}  # fmt: skip
+        atomic_write(Path(path) / REFERENCE_FILE, json.dumps(state))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Reference":
+        state_path = Path(path) / REFERENCE_FILE
+        if not state_path.is_file():
+            raise FileNotFoundError(f"{path} is not a saved reference: missing {REFERENCE_FILE}")
+        state = json.loads(state_path.read_text())
+        space = as_space(state["space"])
+        archs = [space.parse(t) for t in state["archs"]]
+        return cls(space.name, archs, np.asarray(state["accuracy"]), CGPredictor.load(path), state["holdout_rmse"])
+
+    # ------------------------------------------------------------------ scoring
+    def _references(self) -> tuple[np.ndarray, np.ndarray, float, float]:
+        """Predicted accuracy and standardised embeddings of every reference arch, the median
+        and the largest distance of a reference to its nearest other reference; computed once
         (per fit) however many models are scored."""
         if self._scored is None:
             mean, _ = self.predictor.predict(self.archs)
-            self._scored = (mean, _unit(self.predictor.embed(self.archs)))
+            embedded = self._standardised(self.predictor.embed(self.archs), fit=True)
+            distances = np.linalg.norm(embedded[:, None, :] - embedded[None, :, :], axis=2)
+            np.fill_diagonal(distances, np.inf)
+            nearest = distances.min(axis=1)
+            self._scored = (mean, embedded, float(np.median(nearest)), float(nearest.max()))
         return self._scored
 
-    def score(self, model: nn.Module, neighbors: int = 3) -> ReferenceScore:
+    def _standardised(self, embeddings: np.ndarray, fit: bool = False) -> np.ndarray:
+        if fit:
+            self._center, self._scale = embeddings.mean(axis=0), embeddings.std(axis=0) + 1e-8
+        return (embeddings - self._center) / self._scale
+
+    def score(self, model: nn.Module, neighbors: int = 3, in_shape: tuple[int, ...] = (3, 32, 32)) -> ReferenceScore:
         """Predict ``model``'s accuracy in this reference's units and place it among the references."""
+        ref_mean, ref_embedded, typical, widest = self._references()
         graph = self.predictor.graphs([model])  # traced once, for the prediction and the embedding
-        mean, std = self.predictor.predict(graph, groups=[self.space])
-        ref_mean, ref_unit = self._references()
-        cosine = ref_unit @ _unit(self.predictor.embed(graph))[0]
-        closest = np.argsort(-cosine)[:neighbors]
+        mean, head_std = self.predictor.predict(graph, groups=[self.space])
+        embedded = self._standardised(self.predictor.embed(graph))[0]
+        distance = np.linalg.norm(ref_embedded - embedded, axis=1)
+        closest = np.argsort(distance)[:neighbors]
+        ratio = float(distance.min() / max(typical, 1e-12))
+        predicted, constant = float(mean[0]), ignores_input(model, in_shape)
+        if constant:  # it cannot learn: the bottom of the table, whatever its graph resembles
+            predicted = float(self.accuracy.min())
+        std = float(np.hypot(head_std[0], self.holdout_rmse) * max(1.0, distance.min() / widest))
+        cosine = ref_embedded[closest] @ embedded / np.maximum(np.linalg.norm(ref_embedded[closest], axis=1) * np.linalg.norm(embedded), 1e-12)
         return ReferenceScore(
-            predicted=float(mean[0]),
-            std=float(std[0]),
-            table_percentile=float(100 * np.mean(self.accuracy < mean[0])),
-            predicted_percentile=float(100 * np.mean(ref_mean < mean[0])),
+            predicted=predicted,
+            std=std,
+            table_percentile=float(100 * np.mean(self.accuracy < predicted)),
+            predicted_percentile=float(100 * np.mean(ref_mean < predicted)),
             params=sum(p.numel() for p in model.parameters()),
-            neighbors=[(str(self.archs[i]), float(self.accuracy[i]), float(cosine[i])) for i in closest],
+            neighbors=[(str(self.archs[i]), float(self.accuracy[i]), float(c)) for i, c in zip(closest, cosine)],
+            distance=ratio,
+            out_of_distribution=bool(distance.min() > widest),
+            ignores_input=constant,
         )
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+def cache_key(benchmark: str | Path, space: str, dataset: str, num_archs: int, seed: int, **predictor: object) -> str:
+    """A name for the reference predictor of these settings (the table by path, size and time)."""
+    stat = Path(benchmark).stat()
+    settings = [str(Path(benchmark).resolve()), stat.st_size, stat.st_mtime_ns, space, dataset, num_archs, seed, predictor]
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]

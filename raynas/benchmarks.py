@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from raynas.arch import Arch
 from raynas.io import read_parquet
@@ -163,6 +164,66 @@ class TabularBenchmark:
     def short_schedules(self, split: str = "valid") -> list[int]:
         """Shorter training schedules (epochs) the table holds for ``split``, ascending."""
         return sorted(e for s, e in self.metrics if s == split and e is not None)
+
+
+def table_datasets(path: str | Path) -> list[str]:
+    """The datasets a table answers for (its ``<dataset>_*_acc`` prefixes), read from its schema."""
+    names = _column_names(path)
+    table = read_parquet(path) if {"val_accuracy", "dataset"} <= set(names) else None
+    return sorted({d for _, d, _, _ in _accuracy_columns(names, table)})
+
+
+def check_table(path: str | Path, space: SearchSpace | str, dataset: str | None) -> str:
+    """The dataset a search on ``path`` reads (``dataset``, or the table's only one), after
+    checking that the table's rows are architectures of ``space``: a table of another space
+    is named with the space whose architectures it holds."""
+    space = as_space(space)
+    datasets = table_datasets(path)
+    if dataset is None:
+        if len(datasets) > 1:
+            raise ValueError(f"benchmark table {path} holds the datasets {datasets}; choose one with --dataset")
+        dataset = datasets[0]
+    elif dataset not in datasets:
+        raise ValueError(f"dataset {dataset!r} is not in benchmark table {path}; datasets present: {datasets}")
+    columns = [c for c in space.record_columns() if c in _column_names(path)]
+    rows = read_parquet(path).slice(0, 3).select(columns).to_pylist() if columns else []
+    try:
+        if not rows:
+            raise ValueError(f"it has none of the columns {space.record_columns()}")
+        for row in rows:
+            space.arch_from_record(row)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"benchmark table {path} does not hold {space.name} architectures ({err}){_space_hint(path)}") from None
+    return dataset
+
+
+def _space_hint(path: str | Path) -> str:
+    """``"; it holds X architectures: use --space X"`` for the first built-in space whose architectures the table holds."""
+    from search_spaces import available_spaces, get_space
+
+    names = _column_names(path)
+    table = read_parquet(path).slice(0, 3)
+    for name in available_spaces():
+        space = get_space(name)
+        if name != space.name:  # an alias
+            continue
+        columns = [c for c in space.record_columns() if c in names]
+        try:
+            if columns and all(space.arch_from_record(r) for r in table.select(columns).to_pylist()):
+                return f"; it holds {name} architectures: use --space {name}"
+        except (ValueError, KeyError, TypeError):
+            continue
+    return ""
+
+
+def _column_names(path: str | Path) -> list[str]:
+    """The table's column names, from its footer alone."""
+    if not Path(path).is_file():
+        read_parquet(path)  # the error that says what is there instead
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ValueError(f"benchmark table {path} is not a readable Parquet file: {err}") from err
 
 
 def _accuracy_columns(names: list[str], table: pa.Table) -> list[tuple[str, str, str, int | None]]:

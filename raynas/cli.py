@@ -1,5 +1,7 @@
 """The ``raynas`` command line.  Each sub-command lives in one small function; ``main``
-only parses arguments and dispatches."""
+only parses arguments and dispatches.  Only the chosen sub-command's options are configured,
+and heavy modules (torch, Ray) are imported by the sub-command that needs them, so
+``raynas --help`` answers at once."""
 from __future__ import annotations
 
 import argparse
@@ -8,14 +10,23 @@ import sys
 import time
 from typing import Callable, Sequence
 
-import numpy as np
-
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless it has none or its help already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if action.default is None or action.default is False or action.default == [] or "default" in help_text:
+            return help_text
+        return super()._get_help_string(action) or help_text
+
+
 def _configure_inspect(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--space", default="nb201", help="search space name (see `raynas spaces`)")
+    parser.add_argument("--space", default="nb201", help="search space: a name (see `raynas spaces`), "
+                        "path/to/file.py:NAME or package.module:NAME")  # fmt: skip
     parser.add_argument("--arch", help="architecture string; default: a random sample")
     parser.add_argument("--seed", type=int, default=0, help="seed for the random sample")
     parser.add_argument("--num-classes", type=int, default=10)
@@ -40,7 +51,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
     from search_spaces import get_space
 
     space = get_space(args.space)
-    arch = space.parse(args.arch) if args.arch else space.sample(np.random.default_rng(args.seed))
+    arch = space.parse(args.arch) if args.arch else space.sample(args.seed)
     in_shape = _in_shape(args.in_shape)
     model = space.build(arch, num_classes=args.num_classes, in_shape=in_shape).eval()
     start = time.perf_counter()
@@ -55,22 +66,23 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 def _configure_spaces(parser: argparse.ArgumentParser) -> None:
     """No options."""
 
 
 def _run_spaces(args: argparse.Namespace) -> int:
-    from search_spaces import available_spaces, get_space
+    from search_spaces import space_listing
 
-    for name in available_spaces():
-        print(f"{name:10s} {len(get_space(name).tune_space()):3d} Tune keys")
+    for name, what in space_listing():
+        print(f"{name:12s} {what}")
+    print("\nyour own: --space path/to/file.py:NAME or --space package.module:NAME (a FunctionSpace or SearchSpace)")
     return 0
 
 
 def _key_values(pairs: Sequence[str], flag: str) -> dict[str, object]:
-    """``["lr=0.1", "augment=false"]`` -> ``{"lr": 0.1, "augment": False}`` (JSON values, else text)."""
+    """``["lr=0.1", "augment=false", "ssl_method=nce"]`` -> ``{"lr": 0.1, "augment": False,
+    "ssl_method": "nce"}``: JSON values, and plain words as text; a value that starts like
+    JSON (``{``, ``[``, ``"``) must be valid JSON."""
     out: dict[str, object] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
@@ -78,7 +90,9 @@ def _key_values(pairs: Sequence[str], flag: str) -> dict[str, object]:
             raise ValueError(f"{flag} takes KEY=VALUE, got {pair!r}")
         try:
             out[key] = json.loads(raw)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as err:
+            if raw.lstrip()[:1] in ("{", "[", '"'):
+                raise ValueError(f"{flag} {key}: {raw!r} is not valid JSON ({err.msg} at character {err.pos})") from None
             out[key] = raw
     return out
 
@@ -90,19 +104,21 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
 
     d = SearchSettings()
     trainables = "; ".join(f"{n}: {trainable_info(n).summary}" for n in available_trainables())
-    parser.add_argument("--space", default=d.space, help="search space (see `raynas spaces`)")
+    parser.add_argument("--space", default=d.space, help="search space: a name (see `raynas spaces`), "
+                        "path/to/file.py:NAME or package.module:NAME")  # fmt: skip
     parser.add_argument("--searcher", default=d.searcher, help=f"one of {', '.join(available_searchers())}")
     parser.add_argument("--trainable", default=d.trainable, choices=available_trainables(), help=trainables)
-    parser.add_argument("--dataset", default=d.dataset, help="digits | cifar10:/path/to/cifar-10-batches-py | synthetic")
+    parser.add_argument("--dataset", help="digits | cifar10:/path/to/cifar-10-batches-py | synthetic[:N], each "
+                        "optionally @SIZE (default: digits; for --trainable benchmark the table's dataset)")  # fmt: skip
     parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark)")
     parser.add_argument("--metric", help="metric to optimise (default: val_acc, for --trainable selfsup ssl_loss)")
     parser.add_argument("--mode", choices=("max", "min"), help="default: min for losses, params and flops, else max")
     parser.add_argument("--objectives", metavar="METRIC:MODE,...", help="several objectives, e.g. val_acc:max,params:min "
                         "(ax searches all of them, other searchers the first); prints and writes the Pareto front")  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
-    parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent)
+    parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent, help="trials running at once")
     parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial (standalone, selfsup)")
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--seed", type=int, default=d.seed, help="seed of the searcher and of every trial")
     parser.add_argument("--storage", default=d.storage, help="where Tune writes the experiment")
     parser.add_argument("--name", help="experiment name (a folder under --storage)")
     parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
@@ -161,6 +177,8 @@ def _run_search(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     outcome = run_search(settings, resume=args.resume)
     print(f"\n{outcome.num_trials} trials in {time.perf_counter() - start:.0f} s")
+    if outcome.num_errors:
+        print(f"{outcome.num_errors} of them failed; the first: {outcome.first_error}")
     print(f"best architecture  {outcome.best_arch}")
     for key, value in outcome.best_metrics.items():
         print(f"  {key:10s} {value:.4g}" if isinstance(value, float) else f"  {key:10s} {value}")
@@ -186,7 +204,7 @@ def _run_demo(args: argparse.Namespace) -> int:
         "--num-samples", str(args.num_samples), "--epochs", str(args.epochs), "--max-concurrent", "2",
         "--storage", args.storage, "--name", "raynas-demo", "--searcher-opt", "population_size=8",
     ]  # fmt: skip
-    return _run_search(build_parser().parse_args(["search", *demo]))
+    return _run_search(build_parser("search").parse_args(["search", *demo]))
 
 
 def _configure_embed(parser: argparse.ArgumentParser) -> None:
@@ -262,12 +280,14 @@ def _run_embed(args: argparse.Namespace) -> int:
 
 def _configure_predict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="+", metavar="FILE.py:FUNCTION", help="function building your nn.Module "
-                        "(called with num_classes= when it takes it)")  # fmt: skip
+                        "(called with num_classes= when it takes it); also package.module:FUNCTION")  # fmt: skip
     parser.add_argument("--reference", default="nb201", help="reference search space")
     parser.add_argument("--benchmark", required=True, help="the reference space's Parquet table (e.g. nb201_all.parquet)")
     parser.add_argument("--dataset", default="cifar10", help="dataset column of the table")
     parser.add_argument("--num-archs", type=int, default=500, help="labelled reference architectures to fit on")
-    parser.add_argument("--predictor", help="saved CGPredictor directory: loaded if present, else fitted and saved there")
+    parser.add_argument("--predictor", help="a reference predictor directory: loaded if present, else fitted and "
+                        "saved there (default: a cache folder keyed by these settings)")  # fmt: skip
+    parser.add_argument("--cache-dir", default="~/.cache/raynas/predict", help="where fitted reference predictors are kept")
     parser.add_argument("--in-shape", default="3,32,32", help="C,H,W of one input image (the reference's, for NB201 3,32,32)")
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--neighbors", type=int, default=3, help="closest reference architectures to list")
@@ -275,33 +295,43 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    """Fit (or load) a CG predictor on a reference table and score the user's models against it."""
+    """Fit (or load) a reference predictor on a table and score the user's models against it."""
     from pathlib import Path
 
-    from predictors.cg import CGPredictor
-    from predictors.reference import Reference, build_user_model, load_builder
+    from predictors.reference import Reference, build_user_model, cache_key, load_builder, reference_predictor
+    from raynas.benchmarks import check_table
 
     in_shape = _in_shape(args.in_shape)
     models = [build_user_model(load_builder(spec), args.num_classes) for spec in args.model]
-    saved = args.predictor and Path(args.predictor).is_dir()
-    predictor = CGPredictor.load(args.predictor) if saved else CGPredictor(
-        builds={args.reference: {}}, input_shape=(1, *in_shape), seed=args.seed,
-        cache_dir=Path(args.predictor) / "graphs" if args.predictor else None,
-    )  # fmt: skip
-    reference = Reference.from_table(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, predictor)
+    check_table(args.benchmark, args.reference, args.dataset)
+    key = cache_key(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, in_shape=in_shape)
+    folder = Path(args.predictor or Path(args.cache_dir).expanduser() / key)
     start = time.perf_counter()
-    if not saved:
-        reference.fit()
-        if args.predictor:
-            predictor.save(args.predictor)
-    action = "loaded" if saved else f"fitted on {len(reference.archs)} archs in {time.perf_counter() - start:.0f} s"
+    if (folder / "reference.json").is_file():
+        reference = Reference.load(folder)
+        action = f"loaded from {folder}"
+    else:
+        predictor = reference_predictor(
+            args.reference, args.seed, input_shape=(1, *in_shape), progress=True, cache_dir=folder / "graphs"
+        )
+        reference = Reference.from_table(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, predictor)
+        print(f"fitting a CG predictor on {len(reference.archs)} {args.reference} architectures (kept in {folder})",
+              file=sys.stderr)  # fmt: skip
+        reference.fit().save(folder)
+        action = f"fitted on {len(reference.archs)} archs in {time.perf_counter() - start:.0f} s, saved to {folder}"
     print(f"reference  {reference.space} ({args.dataset} valid accuracy), CG predictor {action}")
+    print(f"           its error on held-out reference architectures: {reference.holdout_rmse:.2f} (RMSE)")
     for spec, model in zip(args.model, models):
-        s = reference.score(model, args.neighbors)
+        s = reference.score(model, args.neighbors, in_shape)
         print(f"\n{spec}  ({s.params:,} params)")
         print(f"  predicted accuracy  {s.predicted:.2f} ± {s.std:.2f}")
         print(f"  percentile          {s.table_percentile:.0f}% of the reference table's accuracies lie below it; "
               f"the predictor ranks it above {s.predicted_percentile:.0f}% of them")  # fmt: skip
+        if s.ignores_input:
+            print("  warning             its output does not depend on its input: it cannot learn; placed at the bottom")
+        if s.out_of_distribution:
+            print(f"  warning             out of distribution: {s.distance:.1f}x farther from the nearest reference than "
+                  "references typically are from each other; the prediction is an extrapolation")  # fmt: skip
         for arch, acc, cosine in s.neighbors:
             print(f"  similar             {arch}  accuracy {acc:.2f}  cosine {cosine:.2f}")
     return 0
@@ -318,22 +348,36 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of ``command`` only (the others list their name and help)."""
     parser = argparse.ArgumentParser(prog="raynas", description="Neural Architecture Search on Ray Tune.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, configure, _) in COMMANDS.items():
-        configure(sub.add_parser(name, help=help_text, description=help_text))
+        command_parser = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=_Help
+        )
+        if name == command:
+            configure(command_parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     run = COMMANDS[args.command][2]
     try:
         return run(args)
     except (ValueError, KeyError, FileNotFoundError) as err:
         print(f"raynas {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        from raynas.experiment import SearchFailed  # already imported by the search that raised
+
+        if not isinstance(err, SearchFailed):
+            raise
+        print(f"raynas {args.command}: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -121,7 +121,10 @@ def as_dataset(source: str | ImageDataset) -> ImageDataset:
     if isinstance(source, ImageDataset):
         return source
     if not isinstance(source, str):
-        raise ValueError(f"dataset must be a dataset spec string or an ImageDataset, got {type(source).__name__}")
+        raise ValueError(
+            f"a {type(source).__name__} is not a dataset raynas reads; give an ImageDataset "
+            "(raynas.data.load_dataset(spec)) or a spec string such as 'digits' or 'cifar10:/path'"
+        )
     return _cached(source)
 
 
@@ -132,12 +135,27 @@ def _cached(spec: str) -> ImageDataset:
 
 def load_dataset(spec: str, seed: int = 0) -> ImageDataset:
     """Dataset named by ``spec`` (see the module docstring)."""
+    name, arg, size = check_dataset(spec)
+    data = _LOADERS[name](arg, seed)
+    return data if size is None else _resized(data, size)
+
+
+def check_dataset(spec: str) -> tuple[str, str, int | None]:
+    """``(source, argument, size)`` of ``spec``, with the files it names checked, loading
+    nothing: what the driver can tell before any trial starts."""
+    if not isinstance(spec, str):
+        raise ValueError(f"a dataset spec is a string such as 'digits', got {type(spec).__name__}")
     base, at, size = spec.rpartition("@")
-    if at:
-        if not size.isdigit() or int(size) < 1:
-            raise ValueError(f"dataset spec {spec!r}: the part after '@' must be an image size in pixels, e.g. 'digits@16'")
-        return _resized(_load(base, seed), int(size))
-    return _load(spec, seed)
+    if at and (not size.isdigit() or int(size) < 1):
+        raise ValueError(f"dataset spec {spec!r}: the part after '@' must be an image size in pixels, e.g. 'digits@16'")
+    name, _, arg = (base if at else spec).partition(":")
+    if name not in _LOADERS:
+        raise ValueError(
+            f"unknown dataset {spec!r}; allowed: 'digits', 'cifar10:/path/to/cifar-10-batches-py', 'synthetic[:N]', "
+            "each optionally '@SIZE'"
+        )
+    _CHECKS.get(name, lambda _: None)(arg)
+    return name, arg, int(size) if at else None
 
 
 def _resized(data: ImageDataset, size: int) -> ImageDataset:
@@ -149,21 +167,6 @@ def _resized(data: ImageDataset, size: int) -> ImageDataset:
 
     pad = max(1, round(data.pad * size / data.in_shape[-1]))
     return replace(data, name=f"{data.name}@{size}", x={k: resize(v) for k, v in data.x.items()}, pad=pad)
-
-
-def _load(spec: str, seed: int) -> ImageDataset:
-    name, _, arg = spec.partition(":")
-    if name == "digits":
-        return _digits(seed)
-    if name == "cifar10":
-        if not arg:
-            raise ValueError("cifar10 needs a folder: 'cifar10:/path/to/cifar-10-batches-py'")
-        return _cifar10(Path(arg).expanduser())
-    if name == "synthetic":
-        return _synthetic(int(arg) if arg else 256, seed)
-    raise ValueError(
-        f"unknown dataset {spec!r}; allowed: 'digits', 'cifar10:/path/to/cifar-10-batches-py', 'synthetic[:N]', each optionally '@SIZE'"
-    )
 
 
 def _split(labels: np.ndarray, fractions: tuple[float, float], seed: int) -> list[np.ndarray]:
@@ -192,7 +195,7 @@ def _from_arrays(name: str, x: np.ndarray, y: np.ndarray, seed: int, **kw: objec
     )
 
 
-def _digits(seed: int) -> ImageDataset:
+def _digits(arg: str, seed: int) -> ImageDataset:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -201,7 +204,8 @@ def _digits(seed: int) -> ImageDataset:
     return _from_arrays("digits", x, bunch.target, seed, scale=1 / 16, mean=(0.3,), std=(0.4,), pad=1, flip=False)
 
 
-def _synthetic(n: int, seed: int) -> ImageDataset:
+def _synthetic(arg: str, seed: int) -> ImageDataset:
+    n = int(arg) if arg else 256
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 4
     x = rng.normal(0.0, 1.0, size=(n, 3, 8, 8)).astype(np.float32) + y[:, None, None, None]
@@ -211,12 +215,25 @@ def _synthetic(n: int, seed: int) -> ImageDataset:
 _CIFAR_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 
 
-def _cifar10(folder: Path) -> ImageDataset:
+def _check_synthetic(arg: str) -> None:
+    if arg and (not arg.isdigit() or int(arg) < 8):
+        raise ValueError(f"synthetic:N takes a number of images N >= 8, got {arg!r}")
+
+
+def _cifar10_folder(arg: str) -> Path:
+    if not arg:
+        raise ValueError("cifar10 needs a folder: 'cifar10:/path/to/cifar-10-batches-py'")
+    folder = Path(arg).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"CIFAR-10 folder {folder} does not exist; expected the python batches {_CIFAR_FILES}")
     missing = [f for f in _CIFAR_FILES if not (folder / f).exists()]
     if missing:
         raise FileNotFoundError(f"CIFAR-10 folder {folder} lacks {missing}; expected the python batches {_CIFAR_FILES}")
+    return folder
+
+
+def _cifar10(arg: str, seed: int) -> ImageDataset:
+    folder = _cifar10_folder(arg)
     xs, ys = zip(*(_cifar_batch(folder / f) for f in _CIFAR_FILES))
     x_train, y_train = np.concatenate(xs[:5]), np.concatenate(ys[:5])
     x, y = {"train": x_train[:-5000], "valid": x_train[-5000:], "test": xs[5]}, {
@@ -248,3 +265,8 @@ def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if len(data) != len(labels):
         raise ValueError(f"{path}: {len(data)} images but {len(labels)} labels")
     return data, labels
+
+
+#: dataset source -> loader(argument, seed); and the checks a spec's argument gets without loading
+_LOADERS = {"digits": _digits, "cifar10": _cifar10, "synthetic": _synthetic}
+_CHECKS = {"cifar10": _cifar10_folder, "synthetic": _check_synthetic}

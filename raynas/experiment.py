@@ -7,6 +7,7 @@ Ray does the scheduling, fault tolerance and distribution.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import time
@@ -20,7 +21,11 @@ from raynas import storage
 from raynas.io import atomic_write, write_parquet_atomic
 from raynas.parallel import ray_session
 from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table
+from raynas.benchmarks import check_table
+from raynas.data import check_dataset
 from raynas.trainables.registry import TrainableInfo, trainable_info
+from search_spaces import SearchSpace, as_space
+from searchers.registry import available_searchers
 
 #: the experiment's SearchSettings, written beside Tune's files so ``--resume DIR`` alone suffices
 SETTINGS_FILE = "raynas_settings.json"
@@ -28,12 +33,16 @@ SETTINGS_FILE = "raynas_settings.json"
 
 @dataclass
 class SearchSettings:
-    """Everything that defines an experiment (the CLI flags, one to one)."""
+    """Everything that defines an experiment (the CLI flags, one to one).
 
-    space: str = "nb201"
+    ``space`` is a space's name, ``path/to/file.py:NAME`` / ``package.module:NAME``, or a
+    space object; ``dataset`` None means digits, or for a benchmark table its only dataset.
+    """
+
+    space: str | SearchSpace = "nb201"
     searcher: str = "rea"
     trainable: str = "standalone"
-    dataset: str = "digits"
+    dataset: str | None = None
     benchmark: str | None = None
     metric: str | None = None  # None: the trainable's default metric
     mode: str | None = None  # None: the mode the trainable declares for the metric
@@ -58,17 +67,31 @@ class SearchSettings:
     def trainable_info(self) -> TrainableInfo:
         return trainable_info(self.trainable)
 
-    def check(self) -> None:
+    def check(self) -> "SearchSettings":
+        """Everything that can be checked before Ray starts (names, files, trainer keys, the
+        metric); the settings with the space object and the dataset resolved."""
         info = self.trainable_info
         for metric in (self.metric, *self.objectives):
             info.check_metric(metric)
-        info.check_space(self.space)
-        if info.shared == "benchmark" and not self.benchmark:
-            raise ValueError(f"--trainable {self.trainable} needs --benchmark PATH (a Parquet table)")
+        space = as_space(self.space)
+        info.check_space(space.name)
+        if info.searches_archs and self.searcher not in available_searchers():
+            close = difflib.get_close_matches(self.searcher, available_searchers(), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown searcher {self.searcher!r}; {hint}available: {available_searchers()}")
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1 or self.max_concurrent < 1:
             raise ValueError("num_samples and max_concurrent must be >= 1")
+        dataset = self.dataset
+        if info.shared == "benchmark":
+            if not self.benchmark:
+                raise ValueError(f"--trainable {self.trainable} needs --benchmark PATH (a Parquet table)")
+            dataset = check_table(self.benchmark, space, dataset)
+        else:
+            dataset = dataset or "digits"
+            check_dataset(dataset)
+        info.check_options({**self.trial_constants(space, dataset), **self.trainer_options})
         if self.objectives:
             bad = {k: v for k, v in self.objectives.items() if v not in ("max", "min")}
             if len(self.objectives) < 2 or bad:
@@ -79,43 +102,60 @@ class SearchSettings:
                 raise ValueError(
                     f"metric/mode ({self.metric}, {self.mode}) must be the first objective {next(iter(self.objectives.items()))}"
                 )
+        return dataclasses.replace(self, space=space, dataset=dataset)
+
+    def trial_constants(self, space: SearchSpace | str, dataset: str) -> dict[str, Any]:
+        """The trainer keys every trial gets besides ``trainer_options``."""
+        config: dict[str, Any] = {"space": getattr(space, "name", space), "dataset": dataset, "seed": self.seed}
+        if self.trainable_info.shared == "benchmark":
+            config["benchmark"] = str(Path(self.benchmark).expanduser().resolve())
+        else:
+            config["epochs"] = self.epochs
+        return config
+
+    def to_json(self) -> str:
+        """The settings as JSON (a space object by its name)."""
+        values = dataclasses.asdict(dataclasses.replace(self, space=getattr(self.space, "name", self.space)))
+        return json.dumps(values, indent=1, sort_keys=True)
+
+
+class SearchFailed(RuntimeError):
+    """Every trial of a search failed; the message gives the first trial's cause."""
 
 
 @dataclass
 class SearchOutcome:
     experiment_dir: Path
     trials_path: Path
-    plot_path: Path
+    plot_path: Path | None
     best_arch: str | None
     best_metrics: dict[str, Any]
     num_trials: int
+    num_errors: int = 0
+    first_error: str | None = None
     pareto_path: Path | None = None
     pareto_plot_path: Path | None = None
     pareto_front: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _trainable(settings: SearchSettings) -> Any:
-    """The trainable with its large read-only input put in the object store once."""
-    info = settings.trainable_info
-    if info.shared == "benchmark":
+def _shared_input(settings: SearchSettings) -> dict[str, Any]:
+    """The trainable's large read-only input (a dataset or a benchmark table), loaded in the
+    driver before Ray starts, so a damaged file is reported at once."""
+    if settings.trainable_info.shared == "benchmark":
         from raynas.benchmarks import TabularBenchmark
 
-        table = TabularBenchmark.from_parquet(settings.benchmark, settings.space, settings.dataset)
-        return tune.with_parameters(info.cls, benchmark=table)
+        return {"benchmark": TabularBenchmark.from_parquet(settings.benchmark, settings.space, settings.dataset)}
     from raynas.data import load_dataset
 
-    return tune.with_parameters(info.cls, data=load_dataset(settings.dataset))
+    return {"data": load_dataset(settings.dataset)}
 
 
 def _param_space(settings: SearchSettings) -> dict[str, Any]:
-    """Trainer constants; the searcher supplies the architecture keys.  A trainable that
+    """Trainer constants (the space by name: the object itself reaches the trials through
+    ``tune.with_parameters``); the searcher supplies the architecture keys.  A trainable that
     trains the whole space in every trial (a supernet) runs one trial per seed instead."""
     info = settings.trainable_info
-    config: dict[str, Any] = {"space": settings.space, "dataset": settings.dataset, "seed": settings.seed}
-    if info.shared == "benchmark":
-        config["benchmark"] = str(Path(settings.benchmark).resolve())
-    else:
-        config["epochs"] = settings.epochs
+    config = settings.trial_constants(settings.space, settings.dataset)
     if not info.searches_archs:
         config["seed"] = tune.grid_search([settings.seed + i for i in range(settings.num_samples)])
     return {**config, **settings.trainer_options}
@@ -136,7 +176,7 @@ def _searcher(settings: SearchSettings) -> Any:
 def save_settings(settings: SearchSettings, experiment_dir: str | Path) -> str:
     """Write ``settings`` as JSON into the experiment folder, a local path or a URI
     (atomically: a crash leaves the old file or the new one)."""
-    text = json.dumps(dataclasses.asdict(settings), indent=1, sort_keys=True)
+    text = settings.to_json()
     local = local_folder(experiment_dir)
     atomic_write(local / SETTINGS_FILE, text)
     if storage.is_uri(experiment_dir):
@@ -169,18 +209,19 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         saved = load_settings(resume)
         if saved is not None:
             settings = dataclasses.replace(saved, address=settings.address)
-    else:  # named here, so the settings file can be written before Tune starts
-        name = settings.name or f"{settings.space}-{settings.searcher}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+    settings = settings.check()
+    if not resume:  # named here, so the settings file can be written before Tune starts
+        name = settings.name or f"{settings.space.name}-{settings.searcher}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
         benchmark = str(Path(settings.benchmark).expanduser().resolve()) if settings.benchmark else None
         settings = dataclasses.replace(settings, name=name, benchmark=benchmark)
-    settings.check()
+    searcher = None if resume else _searcher(settings)
+    shared = _shared_input(settings)
     with ray_session(settings.address, log_to_driver=True):
-        trainable = _trainable(settings)
+        trainable = tune.with_parameters(settings.trainable_info.cls, **shared, space=settings.space)
         if resume:
             tuner = tune.Tuner.restore(storage.resolve(resume), trainable=trainable, resume_errored=True)
         else:
             root = storage.resolve(settings.storage)
-            searcher = _searcher(settings)
             tuner = tune.Tuner(
                 trainable,
                 param_space=_param_space(settings),
@@ -211,22 +252,32 @@ def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] |
     """Write ``trials.parquet`` and ``search_trajectory.png`` beside Tune's files; with
     several ``objectives`` also ``pareto.parquet`` and ``pareto_front.png``.  For storage at
     a URI they are written to :func:`local_folder` and copied up; the outcome names the
-    local copies."""
+    local copies.  When no trial reported the metric, only the trials table is written and
+    :class:`SearchFailed` says why the first trial failed."""
     experiment_dir = local_folder(results.experiment_path)
     table = trials_table(results)
     trials_path = write_parquet_atomic(table, experiment_dir / "trials.parquet")
+    errors = [e for e in table.column("error").to_pylist() if e] if "error" in table.column_names else []
     values = table.column(metric).to_pylist() if metric in table.column_names else []
     values = [math.nan if v is None else float(v) for v in values]
+    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
+    if not finite:
+        if storage.is_uri(results.experiment_path):
+            storage.upload([trials_path], results.experiment_path)
+        cause = errors[0] if errors else f"no trial reported {metric!r}"
+        raise SearchFailed(f"all {table.num_rows} trials failed; the first: {cause} (trials table: {trials_path})")
     plot_path = plot_trajectory(values, metric, mode, experiment_dir / "search_trajectory.png")
     best_arch, best_metrics = None, {}
-    finite = [i for i, v in enumerate(values) if math.isfinite(v)]
     if finite:
         pick = max(finite, key=lambda i: values[i] if mode == "max" else -values[i])
         row = table.slice(pick, 1).to_pylist()[0]
         best_arch = row.get("arch")
         keys = ("val_acc", "test_acc", "ssl_loss", "knn_acc", "params", "flops", "epoch", "trial_id")
         best_metrics = {k: row[k] for k in keys if row.get(k) is not None}
-    outcome = SearchOutcome(experiment_dir, trials_path, plot_path, best_arch, best_metrics, table.num_rows)
+    outcome = SearchOutcome(
+        experiment_dir, trials_path, plot_path, best_arch, best_metrics, table.num_rows, len(errors),
+        errors[0] if errors else None,
+    )  # fmt: skip
     if objectives:
         front = pareto_table(table, objectives)
         outcome.pareto_path = write_parquet_atomic(front, experiment_dir / "pareto.parquet")

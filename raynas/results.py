@@ -4,6 +4,7 @@ objectives also ``pareto.parquet`` (the non-dominated trials) and ``pareto_front
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -11,6 +12,22 @@ import numpy as np
 import pyarrow as pa
 
 _SKIP = {"config", "done", "should_checkpoint", "checkpoint_dir_name"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def error_cause(error: BaseException | None) -> str | None:
+    """``"FloatingPointError: non-finite training loss ..."``: the exception that failed a trial,
+    without Ray's wrappers (task errors, actor deaths), tracebacks or terminal colours."""
+    if error is None:
+        return None
+    while getattr(error, "cause", None) is not None and error.cause is not error:
+        error = error.cause
+    lines = [line.strip() for line in _ANSI.sub("", str(error)).splitlines() if line.strip()]
+    own = f"{type(error).__name__}: "
+    if type(error).__module__.startswith("ray.") and lines:  # a wrapper whose cause is only text
+        last = next((line for line in reversed(lines) if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt)\b", line)), lines[-1])
+        return last
+    return own + (lines[-1] if lines else "")
 
 
 def trials_table(results: Any) -> pa.Table:
@@ -23,7 +40,7 @@ def trials_table(results: Any) -> pa.Table:
         row: dict[str, Any] = {
             "trial_id": str(trial_id),
             "status": "ERROR" if result.error else "TERMINATED",
-            "error": str(result.error).splitlines()[0] if result.error else None,
+            "error": error_cause(result.error),
             "arch": metrics.get("arch"),
             "config": json.dumps(result.config, sort_keys=True, default=str),
         }

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from raynas.trainables import StandaloneTrainable
+from raynas.trainables import StandaloneTrainable, TrainerSettings, register_trainable
+from raynas.trainables.standalone import REPORTS
 
 
+@dataclass(frozen=True)
+class DiesOnceSettings(TrainerSettings):
+    kill_marker: str = ""
+    kill_at: int = 2
+
+
+@register_trainable("dies-once", "stand-alone training that kills its worker once", settings=DiesOnceSettings,
+                    metric="val_acc", reports=REPORTS)  # fmt: skip
 class DiesOnceTrainable(StandaloneTrainable):
     """Stand-alone training whose worker process SIGKILLs itself the first time any trial
     finishes epoch ``kill_at`` (config key, default 2), before reporting it.

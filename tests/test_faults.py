@@ -13,7 +13,6 @@ session of its own and kill exactly those process trees afterwards, never with
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -232,18 +231,15 @@ def _running_on(folder: Path, node_id: str, min_epoch: int) -> str | None:
 # ---------------------------------------------------------------- a trial's worker process dies
 
 
-def test_killed_trial_worker_resumes_from_its_last_checkpoint(ray_session, tmp_path, monkeypatch):
+def test_killed_trial_worker_resumes_from_its_last_checkpoint(ray_session, tmp_path):
     """SIGKILL after epoch 2 of 3: the retry restores epoch 1's checkpoint and trains epochs
     2 and 3 (``iterations_since_restore`` 2), so the trial ends at epoch 3, not 4 or 5."""
-    from fault_helpers import DiesOnceTrainable
+    import fault_helpers  # noqa: F401  (registers the "dies-once" trainable)
     from raynas.experiment import SearchSettings, run_search
-    from raynas.trainables import registry
 
     marker = tmp_path / "killed"
-    standalone = registry.trainable_info("standalone")
-    monkeypatch.setitem(registry._TRAINABLES, "standalone", dataclasses.replace(standalone, cls=DiesOnceTrainable))
     settings = SearchSettings(
-        searcher="random", dataset="synthetic:256", num_samples=2, max_concurrent=1, epochs=3, max_failures=1,
+        trainable="dies-once", searcher="random", dataset="synthetic:256", num_samples=2, max_concurrent=1, epochs=3, max_failures=1,
         storage=str(tmp_path), name="killed-worker",
         trainer_options={"build": {"C": 4, "N": 1}, "kill_marker": str(marker), "kill_at": 2},
     )  # fmt: skip

@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("raynas", "search_spaces", "predictors", "searchers")
 #: bottom first; a module may import modules of its own layer and of the layers below it
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("values", ("raynas", "raynas.arch", "raynas.hashing", "raynas.io", "raynas.parallel", "raynas.storage", "raynas.losses")),
+    ("values", ("raynas", "raynas.arch", "raynas.hashing", "raynas.io", "raynas.parallel", "raynas.storage", "raynas.losses",
+                "raynas.loading", "raynas.progress")),
     ("search spaces", ("search_spaces",)),
     ("core", ("raynas.data", "raynas.graph", "raynas.graph_features", "raynas.benchmarks", "raynas.views", "raynas.results")),
     ("predictors", ("predictors",)),

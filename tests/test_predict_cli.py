@@ -67,3 +67,83 @@ def test_builder_must_return_a_module(files, capsys):
 def test_builder_gets_num_classes_when_it_takes_it(files):
     model = build_user_model(load_builder(f"{files / 'model.py'}:build"), 7)
     assert model[-1].out_features == 7 and not np.any([m.training for m in model.modules()])
+
+
+CONSTANT_AND_DIFFERENT = '''
+import torch
+from torch import nn
+
+class Constant(nn.Module):
+    def __init__(self, num_classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        return self.head(self.body(x) * 0)
+
+def constant(num_classes=10):
+    return Constant(num_classes)
+
+def deep(num_classes=10):
+    layers, c = [], 3
+    for w in (32, 32, 64, 64, 128):
+        layers += [nn.Conv2d(c, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU()]
+        c = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+'''
+
+
+@pytest.fixture(scope="module")
+def nb201_reference():
+    from conftest import benchmark_file
+    from predictors.reference import Reference
+
+    reference = Reference.from_table(benchmark_file("nb201_all.parquet"), "nb201", "cifar10", num_archs=40, seed=0)
+    reference.predictor.epochs = 15
+    return reference.fit()
+
+
+def test_a_network_whose_output_ignores_its_input_scores_at_the_bottom(files, nb201_reference):
+    from predictors.reference import ignores_input
+
+    (files / "more.py").write_text(CONSTANT_AND_DIFFERENT)
+    constant = build_user_model(load_builder(f"{files / 'more.py'}:constant"), 10)
+    assert ignores_input(constant, (3, 32, 32)) and not ignores_input(build_user_model(load_builder(f"{files / 'more.py'}:deep"), 10), (3, 32, 32))
+    nb201 = get_space("nb201")
+    dead_cell = nb201.build(nb201.parse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"), 10, (3, 32, 32))
+    for model in (constant, dead_cell):
+        score = nb201_reference.score(model)
+        assert score.ignores_input and score.table_percentile == 0.0
+        assert score.predicted == nb201_reference.accuracy.min()
+
+
+def test_two_different_user_models_get_different_predictions_and_neighbors(files, nb201_reference):
+    (files / "more.py").write_text(CONSTANT_AND_DIFFERENT)
+    small = build_user_model(load_builder(f"{files / 'model.py'}:build"), 10)
+    deep = build_user_model(load_builder(f"{files / 'more.py'}:deep"), 10)
+    one, two = nb201_reference.score(small), nb201_reference.score(deep)
+    assert one.predicted != two.predicted and one.std > 0 and two.std > 0
+    assert [n for n, _, _ in one.neighbors] != [n for n, _, _ in two.neighbors]
+    assert all(c < 0.999 for _, _, c in one.neighbors + two.neighbors)
+    assert one.out_of_distribution  # a 3-layer CNN is far from every full-size NB201 network
+
+
+def test_the_prediction_moves_less_than_its_stated_uncertainty_with_more_references(files, nb201_reference):
+    from conftest import benchmark_file
+    from predictors.reference import Reference
+
+    deep = build_user_model(load_builder(f"{files / 'more.py'}:deep"), 10)
+    more = Reference.from_table(benchmark_file("nb201_all.parquet"), "nb201", "cifar10", num_archs=80, seed=0)
+    more.predictor.epochs = 15
+    first, second = nb201_reference.score(deep), more.fit().score(deep)
+    assert abs(first.predicted - second.predicted) < max(first.std, second.std)
+
+
+def test_a_fitted_reference_is_cached_and_reused(files, tmp_path, capsys):
+    argv = ["predict", f"{files / 'model.py'}:build", "--benchmark", str(files / "table.parquet"),
+            "--num-archs", "16", "--cache-dir", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    assert "fitted on 16 archs" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "loaded from" in capsys.readouterr().out and len(list(tmp_path.iterdir())) == 1

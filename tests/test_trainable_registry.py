@@ -29,9 +29,9 @@ def test_unknown_names_metrics_and_spaces_are_named():
     with pytest.raises(ValueError, match=r"trains the spaces \['nago'\], not 'nb201'"):
         SearchSettings(trainable="sampled", space="nb201").check()
     with pytest.raises(ValueError, match="already registered"):
-        register_trainable("standalone", "again", metric="val_acc", reports={"val_acc": "max"})(object)
+        register_trainable("standalone", "again", settings=object, metric="val_acc", reports={"val_acc": "max"})(object)
     with pytest.raises(ValueError, match="include the default metric"):
-        register_trainable("new", "a trainable", metric="loss", reports={"val_acc": "max"})
+        register_trainable("new", "a trainable", settings=object, metric="loss", reports={"val_acc": "max"})
 
 
 def test_defaults_come_from_the_trainable():

@@ -6,7 +6,13 @@ Importing this package registers them (``trainable_info(name)``, ``available_tra
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.benchmark import BenchmarkTrainable, load_benchmark
 from raynas.trainables.contrastive import ContrastiveModel, MemoryBankNCE, NTXentLoss, knn_accuracy
-from raynas.trainables.registry import TrainableInfo, available_trainables, register_trainable, trainable_info
+from raynas.trainables.registry import (
+    TrainableInfo,
+    available_trainables,
+    register_trainable,
+    trainable_info,
+    with_data,
+)
 from raynas.trainables.sampled import SampledTrainable
 from raynas.trainables.selfsup import ContrastiveTraining, SelfSupervisedTrainable, SelfSupSettings
 from raynas.trainables.settings import TrainerSettings, decode_trial
@@ -51,4 +57,5 @@ __all__ = [
     "sparse_kendall_tau",
     "top_k_overlap",
     "trainable_info",
+    "with_data",
 ]

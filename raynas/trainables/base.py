@@ -12,9 +12,21 @@ from typing import Any, Mapping
 import ray
 from ray import tune
 
+from raynas.parallel import use_allotted_threads
+
 
 class ReconfigurableTrainable(tune.Trainable):
-    """A Tune class trainable whose ``setup`` and ``reset_config`` both go through ``_configure``."""
+    """A Tune class trainable whose ``setup`` and ``reset_config`` both go through ``_configure``.
+
+    ``setup`` keeps what ``tune.with_parameters`` shares with every trial in :attr:`inputs`:
+    ``data`` (a dataset), ``space`` (the search space object itself, so a space defined in
+    the user's script reaches the workers), ``benchmark`` (a table).
+    """
+
+    def setup(self, config: dict[str, Any], **inputs: Any) -> None:
+        use_allotted_threads()
+        self.inputs = inputs
+        self._configure(config)
 
     def _configure(self, config: Mapping[str, Any]) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _configure(config)")

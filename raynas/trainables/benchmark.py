@@ -7,10 +7,12 @@ search can be budgeted in simulated time.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from raynas.benchmarks import TabularBenchmark
+from search_spaces import SearchSpace
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.registry import register_trainable
 
@@ -21,6 +23,16 @@ def load_benchmark(path: str, space: str, dataset: str) -> TabularBenchmark:
     return TabularBenchmark.from_parquet(path, space, dataset)
 
 
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """The trainer keys of a look-up trial."""
+
+    space: str | SearchSpace = "nb201"
+    benchmark: str = ""  # the Parquet table
+    dataset: str = "cifar10"  # its <dataset>_*_acc columns
+    seed: int = 0  # unused: a look-up is deterministic; accepted as every trainable's key
+
+
 #: what a look-up trial reports (the cost columns only where the table has them)
 REPORTS = {"val_acc": "max", "test_acc": "max", "params": "min", "flops": "min", "latency_s": "min",
            "simulated_time_s": "min", "epoch": "max"}  # fmt: skip
@@ -28,7 +40,7 @@ REPORTS = {"val_acc": "max", "test_acc": "max", "params": "min", "flops": "min",
 
 @register_trainable(
     "benchmark", "looks each architecture up in a benchmark table",
-    metric="val_acc", reports=REPORTS, shared="benchmark", checkpoint_frequency=0,
+    settings=BenchmarkSettings, metric="val_acc", reports=REPORTS, shared="benchmark", checkpoint_frequency=0,
 )
 class BenchmarkTrainable(ReconfigurableTrainable):
     """Config keys: the space's keys, ``space``, ``benchmark`` (Parquet path), ``dataset``.
@@ -36,13 +48,9 @@ class BenchmarkTrainable(ReconfigurableTrainable):
     Pass ``benchmark=`` through ``tune.with_parameters`` to share one loaded table.
     """
 
-    def setup(self, config: dict[str, Any], benchmark: TabularBenchmark | None = None) -> None:
-        self._shared = benchmark
-        self._configure(config)
-
     def _configure(self, config: dict[str, Any]) -> None:
-        if self._shared is not None:
-            self.table = self._shared
+        if self.inputs.get("benchmark") is not None:
+            self.table = self.inputs["benchmark"]
         else:
             if "benchmark" not in config:
                 raise ValueError("BenchmarkTrainable needs config['benchmark'] (a Parquet path) or benchmark= via tune.with_parameters")

@@ -91,23 +91,34 @@ class MemoryBankNCE(nn.Module):
         return loss
 
 
-class ContrastiveModel(nn.Module):
-    """``network`` without its classifier, a projection head, and the loss module.
+def remove_classifier(network: nn.Module) -> int:
+    """Replace ``network``'s classifier (its ``classifier`` attribute, else its last
+    ``nn.Linear``, e.g. the end of a user's ``nn.Sequential``) by the identity; the width of
+    the features it read."""
+    classifier = getattr(network, "classifier", None)
+    if isinstance(classifier, nn.Linear):
+        network.classifier = nn.Identity()
+        return classifier.in_features
+    linears = [name for name, module in network.named_modules() if isinstance(module, nn.Linear)]
+    if not linears:
+        raise ValueError(
+            f"{type(network).__name__} has no `classifier` nn.Linear (nor any nn.Linear) to replace by the projection head; "
+            "contrastive training needs a network whose features a linear classifier reads"
+        )
+    parent_name, _, child = linears[-1].rpartition(".")
+    parent = network.get_submodule(parent_name)
+    width = getattr(parent, child).in_features
+    setattr(parent, child, nn.Identity())
+    return width
 
-    ``network`` must end in a ``classifier`` ``nn.Linear`` on pooled features, as every
-    raynas space's network does.
-    """
+
+class ContrastiveModel(nn.Module):
+    """``network`` without its classifier (:func:`remove_classifier`), a projection head, and
+    the loss module."""
 
     def __init__(self, network: nn.Module, proj_dim: int, criterion: nn.Module):
         super().__init__()
-        classifier = getattr(network, "classifier", None)
-        if not isinstance(classifier, nn.Linear):
-            raise ValueError(
-                f"{type(network).__name__} has no `classifier` nn.Linear to replace by the projection head; "
-                "contrastive training needs a network whose features a linear classifier reads"
-            )
-        width = classifier.in_features
-        network.classifier = nn.Identity()
+        width = remove_classifier(network)
         self.backbone = network
         self.head = nn.Sequential(nn.Linear(width, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Linear(width, proj_dim))
         self.criterion = criterion

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 T = TypeVar("T", bound=type)
 #: the large inputs a trainable can take through ``tune.with_parameters``
@@ -25,6 +25,7 @@ class TrainableInfo:
         name: the registry name.
         summary: what it does, in a few words (CLI help, errors).
         cls: the Tune class trainable.
+        settings: the dataclass of its trainer keys (names, types, defaults, ``check()``).
         metric: the metric a search optimises when none is given.
         reports: every metric it reports, with the mode a search on it uses.
         shared: ``"data"`` (an image dataset; trials train for ``epochs``) or
@@ -39,6 +40,7 @@ class TrainableInfo:
     name: str
     summary: str
     cls: type
+    settings: type
     metric: str
     reports: Mapping[str, str]
     shared: str = "data"
@@ -64,6 +66,13 @@ class TrainableInfo:
         if self.spaces is not None and space not in self.spaces:
             raise ValueError(f"trainable {self.name!r} trains the spaces {list(self.spaces)}, not {space!r}")
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Trainer keys a search gives every trial: known to this trainable, of the right
+        types and in range (a ValueError names the first one that is not)."""
+        from raynas.trainables.settings import check_keys
+
+        check_keys(self.settings, options)
+
 
 _TRAINABLES: dict[str, TrainableInfo] = {}
 
@@ -72,6 +81,7 @@ def register_trainable(
     name: str,
     summary: str,
     *,
+    settings: type,
     metric: str,
     reports: Mapping[str, str],
     shared: str = "data",
@@ -89,7 +99,7 @@ def register_trainable(
         if name in _TRAINABLES:
             raise ValueError(f"trainable {name!r} is already registered")
         _TRAINABLES[name] = TrainableInfo(
-            name, summary, cls, metric, dict(reports), shared, checkpoint_frequency, spaces, searches_archs
+            name, summary, cls, settings, metric, dict(reports), shared, checkpoint_frequency, spaces, searches_archs
         )
         return cls
 
@@ -103,6 +113,21 @@ def trainable_info(name: str) -> TrainableInfo:
         return _TRAINABLES[name]
     except KeyError:
         raise ValueError(f"unknown trainable {name!r}; available: {available_trainables()}") from None
+
+
+def with_data(trainable: type | str, data: Any, space: Any = None) -> Any:
+    """``tune.with_parameters(trainable, data=..., space=...)`` after checking, here in the
+    driver, that ``data`` is a dataset the trainable reads (a wrong object would otherwise fail
+    in every trial).  ``space``: the search space object the trials train (a space of your own
+    reaches the workers this way; default: the one each config's ``space`` names).
+    ``trainable`` is a class or a registered name."""
+    from ray import tune
+
+    from raynas.data import as_dataset
+
+    cls = trainable_info(trainable).cls if isinstance(trainable, str) else trainable
+    shared = {"data": as_dataset(data)} | ({"space": space} if space is not None else {})
+    return tune.with_parameters(cls, **shared)
 
 
 def available_trainables() -> list[str]:

@@ -8,15 +8,15 @@ architecture, and reports their mean and spread.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from raynas.data import ImageDataset
-from raynas.parallel import use_allotted_threads
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.registry import register_trainable
+from raynas.trainables.settings import TrainerSettings
 from raynas.trainables.standalone import REPORTS as STANDALONE_REPORTS
 from raynas.trainables.standalone import ArchTraining
 from search_spaces.nago import NagoSpace
@@ -25,9 +25,21 @@ MAX_SAMPLES = 1000
 REPORTS = {**STANDALONE_REPORTS, "val_acc_std": "min", "val_acc_min": "max"}
 
 
+@dataclass(frozen=True)
+class SampledSettings(TrainerSettings):
+    """The stand-alone trainer keys plus how many networks a trial draws from its generator."""
+
+    graph_samples: int = 1
+
+    def check(self) -> None:
+        super().check()
+        if not 1 <= self.graph_samples <= MAX_SAMPLES:
+            raise ValueError(f"graph_samples: {self.graph_samples!r} is not allowed; allowed values are the integers 1..{MAX_SAMPLES}")
+
+
 @register_trainable(
     "sampled", "trains several networks drawn from each NAGO generator",
-    metric="val_acc", reports=REPORTS, spaces=("nago",),
+    settings=SampledSettings, metric="val_acc", reports=REPORTS, spaces=("nago",),
 )
 class SampledTrainable(ReconfigurableTrainable):
     """Trains ``graph_samples`` draws of one generator config; reports their mean and spread.
@@ -38,20 +50,14 @@ class SampledTrainable(ReconfigurableTrainable):
     the end ``test_acc`` (mean).  ``graph_samples=1`` reports what the stand-alone trainable does.
     """
 
-    def setup(self, config: dict[str, Any], data: ImageDataset | None = None) -> None:
-        use_allotted_threads()
-        self._shared_data = data
-        self._configure(config)
-
     def _configure(self, config: dict[str, Any]) -> None:
-        samples = config.get("graph_samples", 1)
-        if isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_SAMPLES:
-            raise ValueError(f"graph_samples: {samples!r} is not allowed; allowed values are the integers 1..{MAX_SAMPLES}")
-        first = ArchTraining(config, self._shared_data)
+        samples = SampledSettings.from_config(config).graph_samples
+        data, space = self.inputs.get("data"), self.inputs.get("space")
+        first = ArchTraining(config, data, space)
         if not isinstance(first.space, NagoSpace):
             raise ValueError(f"SampledTrainable draws NAGO generators; config space is {first.space.name!r}, not 'nago'")
         seed = first.arch.spec.seed
-        self.draws = [first] + [ArchTraining({**config, "graph_seed": seed + i}, self._shared_data) for i in range(1, samples)]
+        self.draws = [first] + [ArchTraining({**config, "graph_seed": seed + i}, data, space) for i in range(1, samples)]
 
     def step(self) -> dict[str, Any]:
         results = [draw.step() for draw in self.draws]

@@ -144,7 +144,7 @@ class ContrastiveTraining(ArchTraining):
 
 @register_trainable(
     "selfsup", "trains without labels, on a contrastive loss",
-    metric="ssl_loss", reports=REPORTS,
+    settings=SelfSupSettings, metric="ssl_loss", reports=REPORTS,
 )
 class SelfSupervisedTrainable(StandaloneTrainable):
     """Contrastive training of ``space.decode(config)`` (:class:`ContrastiveTraining`);

@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from raynas.data import ImageDataset, as_dataset
-from raynas.parallel import use_allotted_threads
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
 from raynas.trainables.registry import register_trainable
 from raynas.trainables.settings import TrainerSettings, decode_trial
+from search_spaces import SearchSpace
 
 #: what a stand-alone trial reports (with the mode a search on it would use)
 REPORTS = {"val_acc": "max", "test_acc": "max", "train_loss": "min", "params": "min", "flops": "min",
@@ -57,12 +57,13 @@ class ArchTraining:
         config: the trial's flat config (the space's keys and trainer keys).
         data: the dataset shared through Tune's object store, or None to load
             ``config["dataset"]`` (once per process).
+        space: the search space object, or None for the one ``config["space"]`` names.
     """
 
     settings_type: type[TrainerSettings] = TrainerSettings
 
-    def __init__(self, config: dict[str, Any], data: ImageDataset | None = None):
-        self.settings, self.space, self.arch = decode_trial(config, self.settings_type)
+    def __init__(self, config: dict[str, Any], data: ImageDataset | None = None, space: SearchSpace | None = None):
+        self.settings, self.space, self.arch = decode_trial(config, self.settings_type, space)
         s = self.settings
         self.data = as_dataset(s.dataset if data is None else data)
         torch.manual_seed(s.seed)
@@ -148,27 +149,23 @@ class ArchTraining:
 
 @register_trainable(
     "standalone", "trains each architecture from scratch",
-    metric="val_acc", reports=REPORTS, shared="data",
+    settings=TrainerSettings, metric="val_acc", reports=REPORTS, shared="data",
 )
 class StandaloneTrainable(ReconfigurableTrainable):
     """Trains ``space.decode(config)`` from scratch (:class:`ArchTraining`); reports
     ``val_acc`` every epoch and ``test_acc`` after the last.
 
-    Use ``tune.with_parameters(StandaloneTrainable, data=dataset)`` to share one dataset
-    through the object store instead of loading it in every trial.  Trainables of one
+    Use ``with_data(StandaloneTrainable, dataset, space=space)`` (``tune.with_parameters``
+    after a check of the dataset) to share one dataset and the space object through the
+    object store instead of loading them in every trial.  Trainables of one
     architecture with another objective set ``training_type`` to a subclass of
     :class:`ArchTraining`.
     """
 
     training_type: type[ArchTraining] = ArchTraining
 
-    def setup(self, config: dict[str, Any], data: ImageDataset | None = None) -> None:
-        use_allotted_threads()
-        self._shared_data = data
-        self._configure(config)
-
     def _configure(self, config: dict[str, Any]) -> None:
-        self.training = self.training_type(config, self._shared_data)
+        self.training = self.training_type(config, self.inputs.get("data"), self.inputs.get("space"))
 
     @property
     def model(self) -> nn.Module:

@@ -30,13 +30,12 @@ from torch import nn
 
 from raynas.arch import Arch
 from raynas.data import ImageDataset, as_dataset
-from raynas.parallel import use_allotted_threads
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
 from raynas.trainables.registry import register_trainable
 from raynas.trainables.settings import TrainerSettings
 from raynas.trainables.supernet_net import SUPERNETS, build_supernet, use_batch_statistics
-from search_spaces import SearchSpace, get_space
+from search_spaces import SearchSpace, as_space
 from search_spaces.base import check_choice
 
 BN_MODES = ("recalibrate", "running", "batch")
@@ -84,7 +83,7 @@ class SupernetSettings(TrainerSettings):
 
     def check(self) -> None:
         super().check()
-        check_choice("space", self.space, list(SUPERNETS))
+        check_choice("space", as_space(self.space).name, list(SUPERNETS))
         check_choice("bn_mode", self.bn_mode, BN_MODES)
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
@@ -237,7 +236,7 @@ REPORTS = {"val_acc": "max", "probe_best_acc": "max", "rank_stability": "max", "
 
 @register_trainable(
     "supernet", "trains one weight-sharing supernet of the space per trial",
-    metric="val_acc", reports=REPORTS, spaces=tuple(SUPERNETS), searches_archs=False,
+    settings=SupernetSettings, metric="val_acc", reports=REPORTS, spaces=tuple(SUPERNETS), searches_archs=False,
 )
 class SupernetTrainable(ReconfigurableTrainable):
     """Trains the supernet of ``config["space"]`` ("nb201" or "darts") one epoch per step.
@@ -249,15 +248,10 @@ class SupernetTrainable(ReconfigurableTrainable):
     the scoring state that :func:`load_supernet_state` reads back for ``score_archs``.
     """
 
-    def setup(self, config: dict[str, Any], data: ImageDataset | None = None) -> None:
-        use_allotted_threads()
-        self._shared_data = data
-        self._configure(config)
-
     def _configure(self, config: dict[str, Any]) -> None:
         self.settings = s = SupernetSettings.from_config(config)
-        self.space = get_space(s.space)
-        self.data = as_dataset(s.dataset if self._shared_data is None else self._shared_data)
+        self.space = as_space(s.space)
+        self.data = as_dataset(self.inputs.get("data") or s.dataset)
         torch.manual_seed(s.seed)
         self.generator = torch.Generator().manual_seed(s.seed)
         self.sampler = PathSampler(self.space, s.sampling, s.seed)

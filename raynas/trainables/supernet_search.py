@@ -18,7 +18,7 @@ from raynas.arch import Arch
 from raynas.data import ImageDataset
 from raynas.parallel import use_allotted_threads
 from raynas.trainables.supernet import evaluate_path, load_supernet
-from search_spaces import SearchSpace, get_space
+from search_spaces import SearchSpace, as_space
 from searchers.base import FINISHED
 from searchers.evolution import RegularizedEvolution
 
@@ -28,7 +28,7 @@ Scored = tuple[Arch, float]
 def score_texts(state: Mapping[str, Any], texts: Sequence[str], data: ImageDataset, split: str = "valid") -> list[float]:
     """Inherited-weight accuracies of the architectures ``texts``, in this process."""
     net, settings = load_supernet(state, data)
-    space = get_space(settings.space)
+    space = as_space(settings.space)
     return [evaluate_path(net, space.parse(text).spec, data, settings, split) for text in texts]
 
 
@@ -59,7 +59,7 @@ def score_archs(
     (pass ``ObjectRef``s to share them across calls).  ``chunk_size`` architectures go to
     each task (default: two tasks per cluster CPU).
     """
-    space = None if isinstance(supernet_state, ray.ObjectRef) else get_space(supernet_state["settings"]["space"])
+    space = None if isinstance(supernet_state, ray.ObjectRef) else as_space(supernet_state["settings"]["space"])
     texts = _texts(space, archs)
     if not texts:
         return []
@@ -91,7 +91,7 @@ def random_search(
 ) -> list[Scored]:
     """Score ``num_samples`` distinct random architectures by inherited accuracy in one
     bulk Ray map; the ``top_k`` best as ``(arch, accuracy)``, best first."""
-    space = get_space(supernet_state["settings"]["space"])
+    space = as_space(supernet_state["settings"]["space"])
     archs = space.sample_unique(num_samples, seed)
     return _top(dict(zip(archs, score_archs(supernet_state, archs, data, split))), top_k)
 
@@ -114,7 +114,7 @@ def evolution_search(
     """
     if batch_size < 1 or num_samples < population_size:
         raise ValueError(f"need batch_size >= 1 and num_samples >= population_size, got {batch_size} and {num_samples}")
-    space = get_space(supernet_state["settings"]["space"])
+    space = as_space(supernet_state["settings"]["space"])
     searcher = RegularizedEvolution(space, "val_acc", "max", seed, population_size, sample_size)
     state_ref, data_ref = ray.put(supernet_state), ray.put(data)
     seen: dict[Arch, float] = {}

@@ -1,0 +1,84 @@
+"""Mistakes are named in the driver before Ray starts (exit 2); a search whose every trial
+fails says why and exits non-zero; a wrong ``data=`` object is refused in the driver."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import benchmark_file
+from raynas.cli import main as cli_main
+
+MISTAKES = [
+    (["--set", "lr=abc"], "lr must be a number, got 'abc'"),
+    (["--set", 'build={"C": 8, N: 1}'], "--set build: .* is not valid JSON"),
+    (["--epochs", "-1"], "epochs must be > 0, got -1"),
+    (["--set", "lrr=0.1"], "unknown trainer key 'lrr'; did you mean 'lr'"),
+    (["--set", "augment=maybe"], "augment must be true or false"),
+    (["--space", "nb20"], "unknown search space 'nb20'; did you mean 'nb201'"),
+    (["--space", "missing_file.py:SPACE"], "no such file: missing_file.py"),
+    (["--searcher", "reaa"], "unknown searcher 'reaa'; did you mean 'rea'"),
+    (["--metric", "val_ac"], "does not report 'val_ac'; did you mean 'val_acc'"),
+    (["--trainable", "selfsup", "--metric", "val_acc"], "trains without labels"),
+    (["--dataset", "cifar10:/no/such/folder"], "CIFAR-10 folder /no/such/folder does not exist"),
+    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["--trainable", "sampled"], r"trains the spaces \['nago'\], not 'nb201'"),
+]
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Fail the test if anything starts Ray."""
+    import raynas.experiment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started before the mistake was found")
+
+    monkeypatch.setattr(raynas.experiment, "ray_session", refuse)
+
+
+@pytest.mark.parametrize("flags, message", MISTAKES, ids=[" ".join(f) for f, _ in MISTAKES])
+def test_cli_names_a_mistake_before_ray_starts(flags, message, no_ray, tmp_path, capsys):
+    assert cli_main(["search", "--storage", str(tmp_path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("raynas search: error: ")
+    assert __import__("re").search(message, err), err
+
+
+def test_a_benchmark_table_of_another_space_names_the_right_one(no_ray, tmp_path, capsys):
+    table = benchmark_file("nb101_zc_naslib_subset.parquet")
+    assert cli_main(["search", "--trainable", "benchmark", "--benchmark", str(table), "--storage", str(tmp_path)]) == 2
+    assert "does not hold nb201 architectures" in (err := capsys.readouterr().err) and "use --space nb101" in err
+
+
+def test_the_benchmark_dataset_is_read_from_the_table():
+    from raynas.experiment import SearchSettings
+
+    settings = SearchSettings(trainable="benchmark", benchmark=str(benchmark_file("nb201_imagenet16.parquet"))).check()
+    assert settings.dataset == "imagenet16"
+    with pytest.raises(ValueError, match=r"datasets present: \['imagenet16'\]"):
+        SearchSettings(trainable="benchmark", benchmark=str(benchmark_file("nb201_imagenet16.parquet")), dataset="cifar10").check()
+
+
+def test_an_object_that_is_not_a_dataset_is_refused_in_the_driver():
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from raynas.trainables import StandaloneTrainable, with_data
+
+    with pytest.raises(ValueError, match="a TensorDataset is not a dataset raynas reads; give an ImageDataset"):
+        with_data(StandaloneTrainable, TensorDataset(torch.zeros(4, 1, 8, 8), torch.zeros(4)))
+
+
+def test_a_search_whose_every_trial_fails_says_why_and_exits_non_zero(ray_session, tmp_path, capsys):
+    argv = ["search", "--num-samples", "2", "--epochs", "1", "--set", "lr=1e30", "--set", "grad_clip=0",
+            "--set", 'build={"C": 4, "N": 1}', "--storage", str(tmp_path), "--name", "all-fail"]  # fmt: skip
+    assert cli_main(argv) == 1
+    err = capsys.readouterr().err
+    assert "all 2 trials failed; the first: FloatingPointError: non-finite training loss" in err
+    rows = pq.read_table(tmp_path / "all-fail" / "trials.parquet").to_pylist()
+    assert len(rows) == 2 and all(r["status"] == "ERROR" for r in rows)
+    assert all(r["error"].startswith("FloatingPointError: non-finite training loss") and "\x1b" not in r["error"] for r in rows)
+    assert not (tmp_path / "all-fail" / "search_trajectory.png").exists()
+    assert json.loads((tmp_path / "all-fail" / "raynas_settings.json").read_text())["trainer_options"]["lr"] == 1e30
