@@ -98,6 +98,10 @@ class CGPredictor:
         use_ray: trace in Ray tasks: ``"auto"`` (when 512 or more graphs are missing), True, False.
         predict_batch_size: graphs per forward pass in :meth:`predict` and :meth:`embed`.
         progress: show progress bars with an ETA on stderr while tracing and fitting.
+        device: where the encoder and heads train and predict (graphs are traced on the CPU).
+        extrapolate: with ``label_norm="rank"``, an item scored beyond every training item gets a
+            label a little beyond the training labels' range (:func:`_quantile_curve`), keeping
+            its order, instead of the range's end.
 
     ``reader`` (a :class:`~predictors.cg_data.GraphReader`) holds the graph cache; predictors may
     share one.  Learned state: ``encoder_``, ``heads_``, ``pretrained_state_``, ``groups_``
@@ -130,6 +134,8 @@ class CGPredictor:
         use_ray: bool | str = "auto",
         predict_batch_size: int = 256,
         progress: bool = False,
+        device: str = "cpu",
+        extrapolate: bool = False,
     ):
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {list(LOSSES)}, got {loss!r}")
@@ -160,6 +166,8 @@ class CGPredictor:
         self.use_ray = use_ray
         self.predict_batch_size = predict_batch_size
         self.progress = progress
+        self.device = torch.device(device)
+        self.extrapolate = extrapolate
         self.reader = GraphReader(self.builds, self.input_shape, GraphCache(cache_dir), use_ray=use_ray, progress=progress)
         self._new_encoder()  # validates the encoder settings
         self.encoder_: CGEncoder | None = None
@@ -175,8 +183,8 @@ class CGPredictor:
         """The constructor's arguments (what :meth:`save` writes and :meth:`load` passes back)."""
         names = ("conv", "hidden", "layers", "embed_dim", "dropout", "feature_clip", "loss", "label_norm", "batching", "n_heads",
                  "epochs", "batch_size", "lr", "weight_decay", "pretrain_epochs", "pretrain_batch_size", "temperature",
-                 "seed", "builds", "cache_dir", "use_ray", "predict_batch_size", "progress")  # fmt: skip
-        return {**{n: getattr(self, n) for n in names}, "input_shape": list(self.input_shape)}
+                 "seed", "builds", "cache_dir", "use_ray", "predict_batch_size", "progress", "extrapolate")  # fmt: skip
+        return {**{n: getattr(self, n) for n in names}, "input_shape": list(self.input_shape), "device": str(self.device)}
 
     def graphs(self, items: Sequence[Any]) -> list[Data]:
         """Graphs of ``items`` (Arch values, modules, ComputationGraphs or Data), traced or cached."""
@@ -217,12 +225,12 @@ class CGPredictor:
             pairs = [next(rebuilt) if isinstance(a, Arch) else g for a, g in zip(items, graphs)]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            encoder = self._new_encoder().fit_scaling(graphs)
+            encoder = self._new_encoder().fit_scaling(graphs).to(self.device)
             self.pretrain_history_ = pretrain_encoder(
                 encoder, graphs, epochs or self.pretrain_epochs, self.pretrain_batch_size,
                 temperature=self.temperature, seed=self.seed, pairs=pairs,
             )
-        self.pretrained_state_ = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+        self.pretrained_state_ = {k: v.detach().cpu().clone() for k, v in encoder.state_dict().items()}
         self.encoder_ = encoder
         return self
 
@@ -261,6 +269,7 @@ class CGPredictor:
             else:
                 encoder.fit_scaling(graphs)
             heads = nn.ModuleList(_head(self.embed_dim) for _ in range(self.n_heads))
+            encoder, heads = encoder.to(self.device), heads.to(self.device)
             self.fit_history_ = self._train(encoder, heads, graphs, targets, names, share)
         self.encoder_, self.heads_ = encoder.eval(), heads.eval()
         self._calibrate(graphs, targets, names)
@@ -278,7 +287,7 @@ class CGPredictor:
             rows = np.array([n == name for n in names])
             stats = self.groups_.get(name, self.groups_[POOLED])
             slope, intercept = np.asarray(stats["slope"])[:, None], np.asarray(stats["intercept"])[:, None]
-            values[:, rows] = _denormalise(slope * scores[:, rows] + intercept, stats, self.label_norm)
+            values[:, rows] = _denormalise(slope * scores[:, rows] + intercept, stats, self.label_norm, self.extrapolate)
         return values.mean(axis=0), values.std(axis=0)
 
     def embed(self, items: Sequence[Any]) -> np.ndarray:
@@ -286,14 +295,15 @@ class CGPredictor:
         if self.encoder_ is None:
             raise RuntimeError("CGPredictor has no encoder yet: call pretrain() or fit() first")
         with torch.no_grad():
-            parts = [self.encoder_(b).numpy() for b in self.reader.batches(_as_list(items), self.predict_batch_size)]
+            batches = self.reader.batches(_as_list(items), self.predict_batch_size)
+            parts = [self.encoder_(b.to(self.device)).cpu().numpy() for b in batches]
         return np.concatenate(parts) if parts else np.zeros((0, self.embed_dim), dtype=np.float32)
 
     def save(self, path: str | Path) -> Path:
         """Write ``path/weights.pt`` and ``path/config.json`` (settings, label statistics, histories)."""
         weights = {
-            "encoder": self.encoder_.state_dict() if self.encoder_ is not None else None,
-            "heads": self.heads_.state_dict() if self.heads_ is not None else None,
+            "encoder": _cpu(self.encoder_.state_dict()) if self.encoder_ is not None else None,
+            "heads": _cpu(self.heads_.state_dict()) if self.heads_ is not None else None,
             "pretrained": self.pretrained_state_,
         }
         config = {
@@ -306,19 +316,19 @@ class CGPredictor:
         return save_dir(path, weights, config)
 
     @classmethod
-    def load(cls, path: str | Path) -> "CGPredictor":
-        """A predictor written by :meth:`save`."""
+    def load(cls, path: str | Path, device: str | None = None) -> "CGPredictor":
+        """A predictor written by :meth:`save`, on ``device`` (default: the one it was saved with)."""
         config, weights = load_dir(path, "CGPredictor")
-        model = cls(**config["params"])
+        model = cls(**{**config["params"], **({"device": device} if device else {})})
         model.pretrained_state_ = weights["pretrained"]
         if weights["encoder"] is not None:
             model.encoder_ = model._new_encoder()
             model.encoder_.load_state_dict(weights["encoder"])
-            model.encoder_.eval()
+            model.encoder_.to(model.device).eval()
         if weights["heads"] is not None:
             model.heads_ = nn.ModuleList(_head(model.embed_dim) for _ in range(model.n_heads))
             model.heads_.load_state_dict(weights["heads"])
-            model.heads_.eval()
+            model.heads_.to(model.device).eval()
         model.groups_ = config["groups"]
         model.pretrain_history_ = config["pretrain_history"]
         model.pretrain_spaces_ = config["pretrain_spaces"]
@@ -350,6 +360,8 @@ class CGPredictor:
         y = torch.from_numpy(targets.astype(np.float32))
         codes = {name: i for i, name in enumerate(sorted(set(names)))}
         group = torch.tensor([codes[name] for name in names])
+        members = [np.flatnonzero(group.numpy() == c) for c in codes.values()]
+        weights, y, group = weights.to(self.device), y.to(self.device), group.to(self.device)
         params = list(encoder.parameters()) + list(heads.parameters())
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         steps_per_epoch = max(1, n // batch_size)
@@ -357,7 +369,6 @@ class CGPredictor:
         encoder.train()
         heads.train()
         history = []
-        members = [np.flatnonzero(group.numpy() == c) for c in codes.values()]
         bar = progress_bar(self.epochs, "fitting the CG predictor", "epoch", self.progress)
         shares = np.array([share.get(name, 1.0) for name in codes])
         per_group = np.maximum(2, np.round(batch_size * shares / shares.sum())).astype(int)
@@ -370,7 +381,8 @@ class CGPredictor:
                     idx = torch.from_numpy(np.concatenate(picks))
                 else:
                     idx = torch.from_numpy(order[step * batch_size : (step + 1) * batch_size])
-                emb = encoder(Batch.from_data_list([graphs[i] for i in idx.tolist()]))
+                emb = encoder(Batch.from_data_list([graphs[i] for i in idx.tolist()]).to(self.device))
+                idx = idx.to(self.device)
                 loss = sum(
                     ranking_loss(head(emb).squeeze(1), y[idx], group[idx], weights[h, idx], self.loss)
                     for h, head in enumerate(heads)
@@ -379,8 +391,8 @@ class CGPredictor:
                 loss.backward()
                 optimizer.step()
                 schedule.step()
-                losses.append(loss.item())
-            history.append(float(np.mean(losses)))
+                losses.append(loss.detach())
+            history.append(float(torch.stack(losses).double().mean()))
             bar.update(1)
         bar.close()
         return history
@@ -390,8 +402,8 @@ class CGPredictor:
         parts = []
         with torch.no_grad():
             for batch in self.reader.batches(items, self.predict_batch_size):
-                emb = self.encoder_(batch)  # type: ignore[misc]
-                parts.append(torch.stack([h(emb).squeeze(1) for h in self.heads_]).numpy())  # type: ignore[union-attr]
+                emb = self.encoder_(batch.to(self.device))  # type: ignore[misc]
+                parts.append(torch.stack([h(emb).squeeze(1) for h in self.heads_]).cpu().numpy())  # type: ignore[union-attr]
         return np.concatenate(parts, axis=1) if parts else np.zeros((self.n_heads, 0), dtype=np.float32)
 
     def _calibrate(self, graphs: list[Data], targets: np.ndarray, names: list[str]) -> None:
@@ -422,6 +434,10 @@ def _groups(items: list[Any], groups: Sequence[str] | None) -> list[str]:
     return [item.space if isinstance(item, Arch) else CUSTOM_GROUP for item in items]
 
 
+def _cpu(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.cpu() for k, v in state.items()}
+
+
 def _head(embed_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.ReLU(), nn.Linear(embed_dim, embed_dim), nn.ReLU(), nn.Linear(embed_dim, 1))
 
@@ -446,20 +462,24 @@ def _normalise(y: np.ndarray, names: list[str], kind: str) -> tuple[np.ndarray, 
     return targets, stats
 
 
-def _denormalise(t: np.ndarray, stats: Mapping[str, Any], kind: str) -> np.ndarray:
+def _denormalise(t: np.ndarray, stats: Mapping[str, Any], kind: str, extrapolate: bool = False) -> np.ndarray:
     if kind == "rank":
-        return _quantile_curve((t + 1) / 2, np.asarray(stats["quantiles"]))
+        q = np.asarray(stats["quantiles"])
+        u = (t + 1) / 2
+        return _quantile_curve(u, q) if extrapolate else np.interp(u, np.linspace(0, 1, len(q)), q)
     return stats["mean"] + stats["std"] * t
 
 
-def _quantile_curve(u: np.ndarray, q: np.ndarray, tail: float = 0.05) -> np.ndarray:
-    """The label at quantile ``u`` of the training labels ``q`` (evenly spaced quantiles); past
-    the ends the curve continues with the slope of its outer ``tail``, so items scored beyond
-    every training item keep their order instead of all landing on the minimum or maximum."""
-    grid = np.linspace(0, 1, len(q))
-    values = np.interp(u, grid, q)
-    if len(q) < 2:
+def _quantile_curve(u: np.ndarray, q: np.ndarray, reach: float = 0.1, softness: float = 0.5) -> np.ndarray:
+    """The label at quantile ``u`` of the training labels ``q`` (evenly spaced quantiles).  Past
+    the ends (``u`` < 0 or > 1: scored beyond every training item) the curve goes on, bending
+    to stay within ``reach`` of the labels' range beyond it (``tanh`` over ``softness`` quantile
+    units), so such items keep their order instead of all landing on the minimum or maximum,
+    and never run off."""
+    values = np.interp(u, np.linspace(0, 1, len(q)), q)
+    if len(q) < 2 or q[-1] <= q[0]:
         return values
-    k = max(1, int(round(tail * (len(q) - 1))))
-    low_slope, high_slope = (q[k] - q[0]) / grid[k], (q[-1] - q[-1 - k]) / (1 - grid[-1 - k])
-    return np.where(u < 0, q[0] + u * low_slope, np.where(u > 1, q[-1] + (u - 1) * high_slope, values))
+    width = reach * (q[-1] - q[0])
+    below = q[0] - width * np.tanh(np.maximum(-u, 0) / softness)
+    above = q[-1] + width * np.tanh(np.maximum(u - 1, 0) / softness)
+    return np.where(u < 0, below, np.where(u > 1, above, values))

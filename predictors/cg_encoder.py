@@ -220,6 +220,7 @@ def pretrain_encoder(
     optimizer = torch.optim.Adam(encoder.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     history: list[float] = []
+    device = next(encoder.parameters()).device
     encoder.train()
     for _ in range(epochs):
         order = rng.permutation(len(graphs))
@@ -230,7 +231,7 @@ def pretrain_encoder(
                 continue
             first = Batch.from_data_list([graphs[i] for i in chunk])
             second = Batch.from_data_list([pairs[i] for i in chunk]) if pairs is not None else first
-            views = [augment(b, generator, noise, mask, drop_edges) for b in (first, second)]
+            views = [augment(b, generator, noise, mask, drop_edges).to(device) for b in (first, second)]
             z1, z2 = (encoder.project(encoder(v)) for v in views)
             loss = nt_xent(z1, z2, temperature)
             optimizer.zero_grad()

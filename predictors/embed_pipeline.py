@@ -122,6 +122,7 @@ def extract_features(
     build: Mapping[str, Any] | None = None,
     address: str | None = None,
     progress: bool = True,
+    gpus_per_task: float = 0.0,
 ) -> tuple[list[Arch], ExtractionSummary]:
     """Features of ``archs`` into ``root/<space>/`` (resumable); returns the archs and what was done."""
     space = as_space(space)
@@ -129,7 +130,7 @@ def extract_features(
     summary = extract_to_parquet(
         space, wanted, settings.dataset, features_path(root, space), num_inits=settings.num_inits,
         batch_size=settings.batch_size, proj_dim=settings.proj_dim, address=address, seed=settings.seed,
-        build=build, split=settings.split, progress=progress,
+        build=build, split=settings.split, progress=progress, gpus_per_task=gpus_per_task,
     )  # fmt: skip
     return wanted, summary
 
@@ -337,6 +338,7 @@ def build_embeddings(
     builds: Mapping[str, Mapping[str, Any]] | None = None,
     address: str | None = None,
     progress: bool = True,
+    gpus_per_task: float = 0.0,
 ) -> BuildSummary:
     """Extract features, train or load an encoder, and write the embeddings table ``out``.
 
@@ -352,6 +354,7 @@ def build_embeddings(
             :func:`~predictors.set_encoder.train_encoder`).
         builds: ``space.build`` options per space name.
         address: Ray address for the extraction (None: the running session, else a local one).
+        gpus_per_task: GPUs each feature task asks for (a fraction shares one GPU).
     """
     spaces = [spaces] if isinstance(spaces, (str, SearchSpace)) else list(spaces)
     spaces = [as_space(s) for s in spaces]
@@ -372,7 +375,7 @@ def build_embeddings(
         for space in spaces:
             request = archs.get(space.name) if isinstance(archs, Mapping) else archs
             build = (builds or {}).get(space.name)
-            found = extract_features(space, request, root, settings, build, address, progress)
+            found = extract_features(space, request, root, settings, build, address, progress, gpus_per_task)
             wanted[space.name], summary.spaces[space.name] = found
             summary.counts[space.name] = len(wanted[space.name])
     summary.extract_s = time.perf_counter() - start

@@ -139,7 +139,7 @@ def data_jacobian(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
         if logits.dim() != 2 or logits.shape[0] != len(x):
             raise ValueError(f"model must map {len(x)} images to N x classes logits, got shape {tuple(logits.shape)}")
         if not logits.requires_grad:  # the output ignores its input (constant network)
-            return torch.zeros(len(x), x[0].numel())
+            return torch.zeros(len(x), x[0].numel(), device=x.device)
         (grad,) = torch.autograd.grad(logits.sum(), x)
     return grad.reshape(len(x), -1)
 
@@ -194,6 +194,7 @@ def jacobian_features(
     seed: int = 0,
     num_classes: int = 10,
     build: Mapping[str, Any] | None = None,
+    device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Projected data Jacobians of ``num_inits`` initialisations: float32 ``K x B x P``.
 
@@ -207,6 +208,7 @@ def jacobian_features(
         seed: initialisation ``k`` is seeded by :func:`init_seed` ``(seed, k)``.
         num_classes: classifier width of built architectures.
         build: keyword options of ``space.build`` (e.g. ``{"C": 8, "N": 1}`` for NB201).
+        device: where the networks run (built on the CPU, so every device initialises alike).
     """
     if num_inits < 1:
         raise ValueError(f"num_inits must be >= 1, got {num_inits}")
@@ -215,11 +217,13 @@ def jacobian_features(
     if isinstance(proj, (int, np.integer)) and proj < 1:
         raise ValueError(f"projection dimension P must be >= 1, got {proj}")
     factory = model_factory(model, space, num_classes, tuple(inputs.shape[1:]), build)
-    basis = resolve_basis(proj, inputs)
-    out = np.empty((num_inits, len(inputs), basis.shape[1]), dtype=np.float32)
+    device = torch.device(device)
+    basis = resolve_basis(proj, inputs).to(device)
+    inputs = inputs.to(device)
+    out = torch.empty((num_inits, len(inputs), basis.shape[1]), dtype=torch.float32, device=device)
     for k in range(num_inits):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed(seed, k))
             net = factory()
-        out[k] = (data_jacobian(net, inputs) @ basis).numpy()
-    return out
+        out[k] = data_jacobian(net.to(device), inputs) @ basis
+    return out.cpu().numpy()

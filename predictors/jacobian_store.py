@@ -42,6 +42,7 @@ from predictors.jacobian import input_basis, input_batch, jacobian_features
 from raynas.arch import Arch
 from raynas.data import ImageDataset, as_dataset
 from raynas.io import atomic_write, write_parquet_atomic
+from raynas.devices import trial_device
 from raynas.parallel import ray_session, use_allotted_threads
 from raynas.progress import progress_bar
 from search_spaces import SearchSpace, as_space
@@ -76,6 +77,7 @@ def extract_to_parquet(
     build: Mapping[str, Any] | None = None,
     split: str = "train",
     progress: bool = True,
+    gpus_per_task: float = 0.0,
 ) -> ExtractionSummary:
     """Compute and store the Jacobian features of many architectures (resumable).
 
@@ -94,6 +96,8 @@ def extract_to_parquet(
         build: keyword options of ``space.build`` (e.g. ``{"C": 8, "N": 1}``).
         split: dataset split the input images come from.
         progress: show a progress bar on stderr.
+        gpus_per_task: GPUs each feature task asks Ray for (fractions share one GPU); a task
+            given a GPU computes there.
     """
     space = as_space(space)
     for name, value in {"num_inits": num_inits, "batch_size": batch_size, "chunk": chunk}.items():
@@ -124,20 +128,20 @@ def extract_to_parquet(
     todo, duplicates, already = _plan(space, archs_or_count, seed, stored)
 
     with ray_session(address):
-        writer = _extract(space, todo, out, meta, inputs, basis, chunk, progress)
+        writer = _extract(space, todo, out, meta, inputs, basis, chunk, progress, gpus_per_task)
     return ExtractionSummary(out, writer.rows, already, duplicates)
 
 
 def _extract(
     space: SearchSpace, todo: list[Arch], out: Path, meta: dict, inputs: torch.Tensor, basis: np.ndarray, chunk: int,
-    progress: bool,
+    progress: bool, gpus_per_task: float,
 ) -> "_PartWriter":
     """Run the feature tasks of ``todo`` (at most two per cluster CPU in flight) and stream
     the results to part files; finished results are written before any error propagates."""
     import ray
 
     refs = {name: ray.put(value) for name, value in (("space", space), ("inputs", inputs), ("basis", torch.from_numpy(basis)))}
-    task = ray.remote(num_cpus=1)(_extract_one)
+    task = ray.remote(num_cpus=1, num_gpus=gpus_per_task)(_extract_one)
     in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     writer = _PartWriter(out, meta, chunk)
     pending: dict[Any, Arch] = {}
@@ -183,7 +187,7 @@ def _keep_finished(pending: dict[Any, Arch], writer: "_PartWriter") -> None:
 
 
 def _extract_one(space: SearchSpace, text: str, inputs: torch.Tensor, basis: torch.Tensor, meta: dict) -> np.ndarray:
-    """Ray task: features of one (canonical) architecture, on the CPU Ray gave this task."""
+    """Ray task: features of one (canonical) architecture, on the CPU (or GPU) Ray gave this task."""
     use_allotted_threads()
     return jacobian_features(
         space.parse(text),
@@ -194,6 +198,7 @@ def _extract_one(space: SearchSpace, text: str, inputs: torch.Tensor, basis: tor
         seed=meta["seed"],
         num_classes=meta["num_classes"],
         build=meta["build"],
+        device=trial_device(),
     )
 
 

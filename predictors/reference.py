@@ -47,12 +47,15 @@ HOLDOUT = 0.2
 REFERENCE_FILE = "reference.json"
 #: standardised graph features beyond this many standard deviations are read as this many
 FEATURE_CLIP = 3.0
+#: the most the uncertainty of an out-of-distribution model is widened
+MAX_WIDENING = 3.0
 
 
 def reference_predictor(space: str, seed: int = 0, **options: object) -> CGPredictor:
     """The CG predictor a reference fits: ``space`` built at full size, features clipped so
-    that models unlike every reference are read as extreme, not extrapolated."""
-    return CGPredictor(builds={space: {}}, seed=seed, feature_clip=FEATURE_CLIP, **options)
+    that models unlike every reference are read as extreme, not extrapolated, and labels that
+    go a little past the references' range for models scored past all of them."""
+    return CGPredictor(builds={space: {}}, seed=seed, feature_clip=FEATURE_CLIP, extrapolate=True, **options)
 
 
 def load_builder(spec: str) -> Callable[..., nn.Module]:
@@ -161,14 +164,14 @@ class Reference:
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Reference":
+    def load(cls, path: str | Path, device: str | None = None) -> "Reference":
         state_path = Path(path) / REFERENCE_FILE
         if not state_path.is_file():
             raise FileNotFoundError(f"{path} is not a saved reference: missing {REFERENCE_FILE}")
         state = json.loads(state_path.read_text())
         space = as_space(state["space"])
         archs = [space.parse(t) for t in state["archs"]]
-        return cls(space.name, archs, np.asarray(state["accuracy"]), CGPredictor.load(path), state["holdout_rmse"])
+        return cls(space.name, archs, np.asarray(state["accuracy"]), CGPredictor.load(path, device), state["holdout_rmse"])
 
     # ------------------------------------------------------------------ scoring
     def _references(self) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -192,7 +195,7 @@ class Reference:
     def score(self, model: nn.Module, neighbors: int = 3, in_shape: tuple[int, ...] = (3, 32, 32)) -> ReferenceScore:
         """Predict ``model``'s accuracy in this reference's units and place it among the references."""
         ref_mean, ref_embedded, typical, widest = self._references()
-        graph = self.predictor.graphs([model])  # traced once, for the prediction and the embedding
+        graph = self.predictor.graphs([model.cpu()])  # traced once (on the CPU), for the prediction and the embedding
         mean, head_std = self.predictor.predict(graph, groups=[self.space])
         embedded = self._standardised(self.predictor.embed(graph))[0]
         distance = np.linalg.norm(ref_embedded - embedded, axis=1)
@@ -201,7 +204,7 @@ class Reference:
         predicted, constant = float(mean[0]), ignores_input(model, in_shape)
         if constant:  # it cannot learn: the bottom of the table, whatever its graph resembles
             predicted = float(self.accuracy.min())
-        std = float(np.hypot(head_std[0], self.holdout_rmse) * max(1.0, distance.min() / widest))
+        std = float(np.hypot(head_std[0], self.holdout_rmse) * min(max(1.0, distance.min() / widest), MAX_WIDENING))
         cosine = ref_embedded[closest] @ embedded / np.maximum(np.linalg.norm(ref_embedded[closest], axis=1) * np.linalg.norm(embedded), 1e-12)
         return ReferenceScore(
             predicted=predicted,

@@ -105,7 +105,7 @@ def synflow(model: nn.Module, x: torch.Tensor) -> float:
         for p in net.parameters():
             p.abs_()
     weights = [m.weight for m in weighted_layers(net)]
-    out = _logits(net, torch.ones((1, *x.shape[1:]), dtype=torch.float64))
+    out = _logits(net, torch.ones((1, *x.shape[1:]), dtype=torch.float64, device=x.device))
     grads = torch.autograd.grad(out.sum(), weights, allow_unused=True)
     with torch.no_grad():
         total = sum(float((w * g).abs().sum()) for w, g in zip(weights, grads) if g is not None)
@@ -133,7 +133,7 @@ def naswot(model: nn.Module, x: torch.Tensor) -> float:
     relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
     if not relus:
         raise ValueError("naswot reads the inputs of nn.ReLU modules; this model has none")
-    kernel = torch.zeros(len(x), len(x), dtype=torch.float64)
+    kernel = torch.zeros(len(x), len(x), dtype=torch.float64, device=x.device)
 
     def accumulate(_: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         codes = (inputs[0].reshape(len(x), -1) > 0).float()
@@ -276,6 +276,7 @@ class ZeroCostPredictor:
         in_shape: network input shape; the batch is resized to it (default: the dataset's).
         seed: picks the batch and seeds each architecture's initialisation.
         build: keyword options of ``space.build`` (e.g. ``{"C": 16, "N": 5}`` for NB201).
+        device: where the networks are scored (built on the CPU, so every device initialises alike).
     """
 
     def __init__(
@@ -288,8 +289,10 @@ class ZeroCostPredictor:
         in_shape: Sequence[int] | None = None,
         seed: int = 0,
         build: Mapping[str, Any] | None = None,
+        device: torch.device | str = "cpu",
     ):
         self.proxy = proxy_name(proxy)
+        self.device = torch.device(device)
         self.space = as_space(space)
         self.dataset = dataset
         self.batch_size = batch_size
@@ -309,13 +312,14 @@ class ZeroCostPredictor:
         if self._batch is None:
             data = as_dataset(self.dataset)
             self._classes = self.num_classes or data.num_classes
-            self._batch = proxy_batch(data, self.batch_size, self.in_shape, seed=self.seed)
+            x, y = proxy_batch(data, self.batch_size, self.in_shape, seed=self.seed)
+            self._batch = x.to(self.device), y.to(self.device)
         return self._batch
 
     def model(self, item: ModelLike) -> nn.Module:
         """The network to score: a module as is, a factory called, an arch built (seeded)."""
         if isinstance(item, nn.Module):
-            return item
+            return item.to(self.device)
         x, _ = self.batch()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
@@ -323,9 +327,9 @@ class ZeroCostPredictor:
                 if self.space is None:
                     raise ValueError("Arch or arch-string inputs need space=... (an object or a registered name)")
                 arch = self.space.as_arch(item)
-                return self.space.build(arch, num_classes=self._classes, in_shape=tuple(x.shape[1:]), **self.build)
+                return self.space.build(arch, num_classes=self._classes, in_shape=tuple(x.shape[1:]), **self.build).to(self.device)
             if callable(item):
-                return item()
+                return item().to(self.device)
         raise ValueError(f"predict takes nn.Modules, model factories, Archs or arch strings; got {type(item).__name__}")
 
     def predict(self, archs: Sequence[ModelLike]) -> tuple[np.ndarray, np.ndarray]:

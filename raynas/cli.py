@@ -213,6 +213,7 @@ def _configure_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="embeddings table to write (Parquet: space, arch, key, embedding)")
     parser.add_argument("--num-archs", type=int, help="architectures to sample per space (default: all of a finite space)")
     parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
+    parser.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs per feature task (0.25: four per GPU)")
     parser.add_argument("--features", help="features root, one resumable directory per space (default: <out>.features)")
     parser.add_argument("--train-encoder", action="store_true", help="train a new encoder on these features")
     parser.add_argument("--encoder", help="encoder directory to load, or to save a trained one to (default: <out>.encoder)")
@@ -259,7 +260,7 @@ def _run_embed(args: argparse.Namespace) -> int:
         encoder=encoder_dir, train=args.train_encoder,
         train_options={"epochs": args.epochs, "batch_size": args.train_batch, "lr": args.lr, "seed": settings.seed,
                        "embed_dim": args.embed_dim},
-        builds=_embed_builds(args.build, spaces), address=args.address,
+        builds=_embed_builds(args.build, spaces), address=args.address, gpus_per_task=args.gpus_per_task,
     )  # fmt: skip
     for name, done in summary.spaces.items():
         print(f"{name:8s} {summary.counts[name]} archs: {done.written} computed, {done.already_stored} already stored  "
@@ -292,27 +293,33 @@ def _configure_predict(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-classes", type=int, default=10)
     parser.add_argument("--neighbors", type=int, default=3, help="closest reference architectures to list")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="where the predictor trains and predicts: auto (a GPU when "
+                        "there is one), cpu, cuda, cuda:N")  # fmt: skip
 
 
 def _run_predict(args: argparse.Namespace) -> int:
     """Fit (or load) a reference predictor on a table and score the user's models against it."""
     from pathlib import Path
 
+    import torch
+
     from predictors.reference import Reference, build_user_model, cache_key, load_builder, reference_predictor
     from raynas.benchmarks import check_table
+    from raynas.devices import resolve_device
 
     in_shape = _in_shape(args.in_shape)
+    device = str(resolve_device(args.device, range(torch.cuda.device_count())))
     models = [build_user_model(load_builder(spec), args.num_classes) for spec in args.model]
     check_table(args.benchmark, args.reference, args.dataset)
     key = cache_key(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, in_shape=in_shape)
     folder = Path(args.predictor or Path(args.cache_dir).expanduser() / key)
     start = time.perf_counter()
     if (folder / "reference.json").is_file():
-        reference = Reference.load(folder)
+        reference = Reference.load(folder, device)
         action = f"loaded from {folder}"
     else:
         predictor = reference_predictor(
-            args.reference, args.seed, input_shape=(1, *in_shape), progress=True, cache_dir=folder / "graphs"
+            args.reference, args.seed, input_shape=(1, *in_shape), progress=True, cache_dir=folder / "graphs", device=device
         )
         reference = Reference.from_table(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, predictor)
         print(f"fitting a CG predictor on {len(reference.archs)} {args.reference} architectures (kept in {folder})",

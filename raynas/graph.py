@@ -97,7 +97,8 @@ def trace(
     with _eval_mode(model), _single_thread(), torch.no_grad():
         fx_graph = _symbolic_trace(model, leaves)
         modules = dict(model.named_modules())
-        shapes = _propagate(model, modules, fx_graph, torch.zeros(shape), shape)
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        shapes = _propagate(model, modules, fx_graph, torch.zeros(shape, device=device), shape)
     graph = _build(model, modules, fx_graph, shapes)
     params = sum(p for _, p in graph.nodes(data="params"))
     flops = sum(f for _, f in graph.nodes(data="flops"))

@@ -53,21 +53,22 @@ class ViewSettings:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
 
 
-def _uniform(n: int, low: float, high: float, generator: torch.Generator | None) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator)
+def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator, device=device)
 
 
 def resized_crop(pixels: torch.Tensor, scale: float, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
     """Random resized crop (and flip) of every image, output the input's size."""
-    n = len(pixels)
-    area = _uniform(n, scale, 1.0, generator)
-    log_ratio = _uniform(n, math.log(3 / 4), math.log(4 / 3), generator)
+    n, device = len(pixels), pixels.device
+    area = _uniform(n, scale, 1.0, generator, device)
+    log_ratio = _uniform(n, math.log(3 / 4), math.log(4 / 3), generator, device)
     width = (area * log_ratio.exp()).sqrt().clamp(max=1.0)  # fractions of the image side
     height = (area / log_ratio.exp()).sqrt().clamp(max=1.0)
-    cx = (1 - width) * _uniform(n, -1.0, 1.0, generator)  # box centre in [-1, 1] coordinates
-    cy = (1 - height) * _uniform(n, -1.0, 1.0, generator)
-    sign = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(n)
-    theta = torch.zeros(n, 2, 3)
+    cx = (1 - width) * _uniform(n, -1.0, 1.0, generator, device)  # box centre in [-1, 1] coordinates
+    cy = (1 - height) * _uniform(n, -1.0, 1.0, generator, device)
+    ones = torch.ones(n, device=device)
+    sign = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -ones, ones) if flip else ones
+    theta = torch.zeros(n, 2, 3, device=device)
     theta[:, 0, 0], theta[:, 0, 2] = width * sign, cx
     theta[:, 1, 1], theta[:, 1, 2] = height, cy
     grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
@@ -76,15 +77,16 @@ def resized_crop(pixels: torch.Tensor, scale: float, flip: bool, generator: torc
 
 def grayscale(pixels: torch.Tensor) -> torch.Tensor:
     """Luma of RGB images, ``N x 1 x H x W``."""
-    return torch.einsum("c,nchw->nhw", torch.tensor(LUMA), pixels).unsqueeze(1)
+    return torch.einsum("c,nchw->nhw", torch.tensor(LUMA, device=pixels.device, dtype=pixels.dtype), pixels).unsqueeze(1)
 
 
 def colour_jitter(pixels: torch.Tensor, strength: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Brightness, contrast, then (RGB only) saturation and hue, one random factor per image."""
     n, c = pixels.shape[:2]
+    device = pixels.device
 
     def factor() -> torch.Tensor:
-        return _uniform(n, 1 - 0.8 * strength, 1 + 0.8 * strength, generator).view(n, 1, 1, 1)
+        return _uniform(n, 1 - 0.8 * strength, 1 + 0.8 * strength, generator, device).view(n, 1, 1, 1)
 
     x = (pixels * factor())
     gray = grayscale(x) if c == 3 else x
@@ -93,13 +95,14 @@ def colour_jitter(pixels: torch.Tensor, strength: float, generator: torch.Genera
     if c == 3:
         gray = grayscale(x)
         x = ((x - gray) * factor() + gray)
-        angle = 2 * math.pi * _uniform(n, -0.2 * strength, 0.2 * strength, generator)
+        angle = 2 * math.pi * _uniform(n, -0.2 * strength, 0.2 * strength, generator, device)
         cos, sin = angle.cos(), angle.sin()
-        rotation = torch.zeros(n, 3, 3)
+        rotation = torch.zeros(n, 3, 3, device=device)
         rotation[:, 0, 0] = 1.0
         rotation[:, 1, 1], rotation[:, 1, 2] = cos, -sin
         rotation[:, 2, 1], rotation[:, 2, 2] = sin, cos
-        transform = torch.linalg.inv(_YIQ) @ rotation @ _YIQ  # n x 3 x 3, in RGB
+        yiq = _YIQ.to(device)
+        transform = torch.linalg.inv(yiq) @ rotation @ yiq  # n x 3 x 3, in RGB
         x = torch.einsum("nij,njhw->nihw", transform, x)
     return x
 
@@ -109,9 +112,9 @@ def random_view(pixels: torch.Tensor, settings: ViewSettings, generator: torch.G
     n, c = pixels.shape[:2]
     view = resized_crop(pixels, settings.crop_scale, settings.flip, generator)
     jittered = colour_jitter(view, settings.jitter, generator)
-    apply = (torch.rand(n, generator=generator) < settings.jitter_p).view(n, 1, 1, 1)
+    apply = (torch.rand(n, generator=generator, device=pixels.device) < settings.jitter_p).view(n, 1, 1, 1)
     view = torch.where(apply, jittered, view)
     if c == 3:
-        gray = (torch.rand(n, generator=generator) < settings.grayscale_p).view(n, 1, 1, 1)
+        gray = (torch.rand(n, generator=generator, device=pixels.device) < settings.grayscale_p).view(n, 1, 1, 1)
         view = torch.where(gray, grayscale(view).expand_as(view), view)
     return view

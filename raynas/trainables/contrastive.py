@@ -70,9 +70,9 @@ class MemoryBankNCE(nn.Module):
         """``len(images) x K`` bank indices other than each image's own."""
         size = len(self.bank)
         if self.negatives >= size - 1:
-            others = torch.arange(size - 1).expand(len(images), -1)
+            others = torch.arange(size - 1, device=images.device).expand(len(images), -1)
         else:
-            others = torch.randint(0, size - 1, (len(images), self.negatives), generator=generator)
+            others = torch.randint(0, size - 1, (len(images), self.negatives), generator=generator, device=images.device)
         return others + (others >= images[:, None]).long()
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -84,7 +84,7 @@ class MemoryBankNCE(nn.Module):
         positive = (views * self.bank[images]).sum(1, keepdim=True)
         negative = torch.einsum("bd,bkd->bk", views, self.bank[self._negatives(images, generator)])
         logits = torch.cat([positive, negative], dim=1) / self.temperature
-        loss = F.cross_entropy(logits, torch.zeros(len(views), dtype=torch.long))
+        loss = F.cross_entropy(logits, torch.zeros(len(views), dtype=torch.long, device=logits.device))
         with torch.no_grad():
             mixed = self.momentum * self.bank[index] + (1 - self.momentum) * (v1 + v2).detach() / 2
             self.bank[index] = F.normalize(mixed, dim=1)
@@ -150,5 +150,6 @@ def knn_accuracy(backbone: nn.Module, data: ImageDataset, k: int = 20, temperatu
     train, valid = features(backbone, data, "train"), features(backbone, data, "valid")
     labels = data.y["train"]
     similarity, neighbour = (valid @ train.T).topk(min(k, len(train)), dim=1)
-    votes = torch.zeros(len(valid), data.num_classes).scatter_add_(1, labels[neighbour], (similarity / temperature).exp())
+    votes = torch.zeros(len(valid), data.num_classes, device=valid.device)
+    votes.scatter_add_(1, labels[neighbour], (similarity / temperature).exp())
     return 100.0 * float((votes.argmax(1) == data.y["valid"]).float().mean())

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from raynas.data import ImageDataset
+from raynas.data import ImageDataset, normalise
 from raynas.trainables.contrastive import ContrastiveModel, MemoryBankNCE, NTXentLoss, knn_accuracy
 from raynas.trainables.settings import TrainerSettings
 from raynas.trainables.registry import register_trainable
@@ -89,7 +89,7 @@ def unlabelled_batches(
     (pixels scaled to [0, 1] for the usual datasets).  A last batch smaller than the others
     is dropped (SimCLR's ``drop_last``) unless it is the only one."""
     count = portion_size(data, portion)
-    order = torch.randperm(count, generator=generator)
+    order = torch.randperm(count, generator=generator, device=data.device)
     starts = range(0, count - batch_size + 1, batch_size) if count >= batch_size else [0]
     for start in starts:
         index = order[start : start + batch_size]
@@ -98,7 +98,7 @@ def unlabelled_batches(
 
 def standardise(pixels: torch.Tensor, data: ImageDataset) -> torch.Tensor:
     """``(pixels - mean) / std`` per channel: a view in the network's input scale."""
-    return (pixels - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(data.std).view(1, -1, 1, 1)
+    return normalise(pixels, 1.0, data.mean, data.std)
 
 
 class ContrastiveTraining(ArchTraining):

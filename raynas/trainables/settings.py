@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from raynas.arch import Arch
+from raynas.devices import PRECISIONS, check_device_name
 from search_spaces import SearchSpace, as_space
 
 
@@ -36,6 +37,9 @@ class TrainerSettings:
     seed: int = 0
     data_portion: float = 1.0
     build: dict[str, Any] = field(default_factory=dict)  # keyword options of space.build
+    device: str = "auto"  # "auto" (the GPU Ray assigned, else the CPU), "cpu", "cuda", "cuda:N"
+    precision: str = "32"  # "32", "bf16" or "fp16" (autocast; fp16 with gradient scaling)
+    channels_last: bool = False  # the channels-last memory format for convolutions
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "TrainerSettings":
@@ -55,6 +59,9 @@ class TrainerSettings:
             raise ValueError(f"data_portion must be in (0, 1], got {self.data_portion!r}")
         if self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("weight_decay and grad_clip must be >= 0 (grad_clip 0 turns clipping off)")
+        check_device_name(self.device)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
 
 
 def check_keys(settings_type: type, values: Mapping[str, Any]) -> None:

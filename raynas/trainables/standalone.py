@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from raynas.data import ImageDataset, as_dataset
+from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
 from raynas.trainables.registry import register_trainable
@@ -37,12 +38,12 @@ def count_flops(model: nn.Module, in_shape: tuple[int, ...]) -> int:
 
 @torch.no_grad()
 def accuracy(model: nn.Module, data: ImageDataset, split: str, batch_size: int = 256) -> float:
-    """Top-1 accuracy in percent on ``split``."""
+    """Top-1 accuracy in percent on ``split`` (counted on the data's device, read back once)."""
     model.eval()
     correct = 0
     for x, y in data.batches(split, batch_size):
-        correct += int((model(x).argmax(1) == y).sum())
-    return 100.0 * correct / data.size(split)
+        correct = correct + (model(x).argmax(1) == y).sum()
+    return 100.0 * int(correct) / data.size(split)
 
 
 class ArchTraining:
@@ -65,16 +66,21 @@ class ArchTraining:
     def __init__(self, config: dict[str, Any], data: ImageDataset | None = None, space: SearchSpace | None = None):
         self.settings, self.space, self.arch = decode_trial(config, self.settings_type, space)
         s = self.settings
-        self.data = as_dataset(s.dataset if data is None else data)
+        self.device = trial_device(s.device)
+        self.precision = check_precision(s.precision, self.device)
+        self.memory_format = torch.channels_last if s.channels_last else torch.contiguous_format
+        self.data = as_dataset(s.dataset if data is None else data).to(self.device)
         torch.manual_seed(s.seed)
-        self.generator = torch.Generator().manual_seed(s.seed)
+        self.generator = torch.Generator(self.device).manual_seed(s.seed)
         self.model = self.build_model()
-        self.optimizer = sgd(self.model, s)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs)
-        self.epoch = 0
-        counted = self.cost_model()
+        counted = self.cost_model()  # traced on the CPU, before the model moves
         self.params = sum(p.numel() for p in counted.parameters())
         self.flops = count_flops(counted, self.data.in_shape)
+        self.model.to(self.device, memory_format=self.memory_format)
+        self.optimizer = sgd(self.model, s)
+        self.scaler = grad_scaler(self.device, self.precision)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs)
+        self.epoch = 0
 
     # ------------------------------------------------------------------ hooks
     def build_model(self) -> nn.Module:
@@ -94,32 +100,44 @@ class ArchTraining:
     def batch_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
         """The loss of one batch from :meth:`train_batches` and how many images it averages."""
         x, y = batch
-        return nn.functional.cross_entropy(self.model(x), y), len(y)
+        return nn.functional.cross_entropy(self.model(x.contiguous(memory_format=self.memory_format)), y), len(y)
 
     def epoch_metrics(self, loss: float) -> dict[str, Any]:
         """What every epoch reports besides epoch, cost and arch (``loss``: the epoch's mean)."""
-        return {"train_loss": loss, "val_acc": accuracy(self.model, self.data, "valid")}
+        return {"train_loss": loss, "val_acc": self.accuracy("valid")}
 
     def final_metrics(self) -> dict[str, Any]:
         """What the last epoch reports in addition."""
-        return {"test_acc": accuracy(self.model, self.data, "test")}
+        return {"test_acc": self.accuracy("test")}
+
+    def accuracy(self, split: str) -> float:
+        """Top-1 accuracy (percent) on ``split``, in the training's precision."""
+        with autocast(self.device, self.precision):
+            return accuracy(self.model, self.data, split)
 
     # ------------------------------------------------------------------ training
+    def train_one_epoch(self) -> float:
+        """One epoch of SGD (no evaluation); the mean training loss."""
+        s = self.settings
+
+        def where(batch: int | None) -> str:
+            at = f"epoch {self.epoch + 1}" + (f", batch {batch}" if batch is not None else "")
+            return f"{at} for {self.space.name} arch {self.arch} with lr={s.lr}"
+
+        loss = train_epoch(self.model, self.optimizer, self.train_batches(), self.batch_loss, s.grad_clip, where,
+                           self.device, self.precision, self.scaler)  # fmt: skip
+        self.scheduler.step()
+        self.epoch += 1
+        return loss
+
     def step(self) -> dict[str, Any]:
         """Train one epoch; its metrics, with ``done`` after the last one."""
         start = time.perf_counter()
-        s = self.settings
-
-        def where(batch: int) -> str:
-            return f"epoch {self.epoch + 1}, batch {batch} for {self.space.name} arch {self.arch} with lr={s.lr}"
-
-        loss = train_epoch(self.model, self.optimizer, self.train_batches(), self.batch_loss, s.grad_clip, where)
-        self.scheduler.step()
-        self.epoch += 1
+        loss = self.train_one_epoch()
         result: dict[str, Any] = {"epoch": self.epoch, **self.epoch_metrics(loss)}
-        result |= {"params": self.params, "flops": self.flops, "arch": str(self.arch)}
+        result |= {"params": self.params, "flops": self.flops, "arch": str(self.arch), "device": str(self.device)}
         result["epoch_time_s"] = time.perf_counter() - start
-        if self.epoch >= s.epochs:
+        if self.epoch >= self.settings.epochs:
             result |= self.final_metrics()
             result["done"] = True
         return result
@@ -134,6 +152,7 @@ class ArchTraining:
             "arch": str(self.arch),
             "torch_rng": torch.get_rng_state(),
             "data_rng": self.generator.get_state(),
+            "scaler": self.scaler.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -143,8 +162,9 @@ class ArchTraining:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = state["epoch"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         self.generator.set_state(state["data_rng"])
+        self.scaler.load_state_dict(state["scaler"])
 
 
 @register_trainable(
@@ -178,4 +198,5 @@ class StandaloneTrainable(ReconfigurableTrainable):
         torch.save(self.training.state_dict(), os.path.join(checkpoint_dir, "state.pt"))
 
     def load_checkpoint(self, checkpoint: str | dict) -> None:
-        self.training.load_state_dict(torch.load(os.path.join(str(checkpoint), "state.pt"), weights_only=False))
+        state = torch.load(os.path.join(str(checkpoint), "state.pt"), weights_only=False, map_location=self.training.device)
+        self.training.load_state_dict(state)

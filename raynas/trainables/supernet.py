@@ -30,6 +30,7 @@ from torch import nn
 
 from raynas.arch import Arch
 from raynas.data import ImageDataset, as_dataset
+from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
 from raynas.trainables.registry import register_trainable
@@ -174,7 +175,7 @@ def recalibrate_bn(net: nn.Module, path: Hashable, data: ImageDataset, settings:
         m.reset_running_stats()
         m.momentum = None
     net.train()
-    generator = torch.Generator().manual_seed(settings.seed)
+    generator = torch.Generator(data.device).manual_seed(settings.seed)
     batches = data.batches("train", settings.batch_size, True, False, generator, settings.data_portion)
     for _, (x, _) in zip(range(settings.bn_recal_batches), batches):
         net(x, path)
@@ -195,17 +196,18 @@ def evaluate_path(
     if settings.eval_mode == "full":
         batches = data.batches(split, EVAL_BATCH)
     else:
-        generator = torch.Generator().manual_seed(settings.seed)
+        generator = torch.Generator(data.device).manual_seed(settings.seed)
         batches = iter([next(data.batches(split, settings.batch_size, True, False, generator))])
-    correct = seen = 0
-    for x, y in batches:
-        correct += int((net(x, path).argmax(1) == y).sum())
-        seen += len(y)
+    correct, seen = 0, 0
+    with autocast(data.device, settings.precision):
+        for x, y in batches:
+            correct = correct + (net(x, path).argmax(1) == y).sum()
+            seen += len(y)
     for m, (mean, var, count) in zip(_batch_norms(net), saved):
         m.running_mean.copy_(mean)
         m.running_var.copy_(var)
         m.num_batches_tracked.copy_(count)
-    return 100.0 * correct / seen
+    return 100.0 * int(correct) / seen
 
 
 def probe_archs(space: SearchSpace, count: int) -> list[Arch]:
@@ -214,11 +216,12 @@ def probe_archs(space: SearchSpace, count: int) -> list[Arch]:
 
 
 def load_supernet(state: Mapping[str, Any], data: ImageDataset) -> tuple[nn.Module, SupernetSettings]:
-    """The trained supernet and its settings from :meth:`SupernetTrainable.supernet_state`."""
+    """The trained supernet and its settings from :meth:`SupernetTrainable.supernet_state`,
+    on ``data``'s device."""
     settings = SupernetSettings.from_config(state["settings"])
     net = make_supernet(settings, data)
     net.load_state_dict(state["model"])
-    return net.eval(), settings
+    return net.to(data.device).eval(), settings
 
 
 def load_supernet_state(checkpoint: tune.Checkpoint | str) -> dict[str, Any]:
@@ -226,7 +229,7 @@ def load_supernet_state(checkpoint: tune.Checkpoint | str) -> dict[str, Any]:
     if isinstance(checkpoint, tune.Checkpoint):
         with checkpoint.as_directory() as folder:
             return load_supernet_state(folder)
-    return torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False)["supernet"]
+    return torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False, map_location="cpu")["supernet"]
 
 
 #: what a supernet trial reports
@@ -251,12 +254,15 @@ class SupernetTrainable(ReconfigurableTrainable):
     def _configure(self, config: dict[str, Any]) -> None:
         self.settings = s = SupernetSettings.from_config(config)
         self.space = as_space(s.space)
-        self.data = as_dataset(self.inputs.get("data") or s.dataset)
+        self.device = trial_device(s.device)
+        self.precision = check_precision(s.precision, self.device)
+        self.data = as_dataset(self.inputs.get("data") or s.dataset).to(self.device)
         torch.manual_seed(s.seed)
-        self.generator = torch.Generator().manual_seed(s.seed)
+        self.generator = torch.Generator(self.device).manual_seed(s.seed)
         self.sampler = PathSampler(self.space, s.sampling, s.seed)
-        self.model = make_supernet(s, self.data)
+        self.model = make_supernet(s, self.data).to(self.device)
         self.optimizer = sgd(self.model, s)
+        self.scaler = grad_scaler(self.device, self.precision)
         self.probes = probe_archs(self.space, s.probe_archs)
         self.last_probe: list[float] | None = None
         self.epoch = 0
@@ -270,6 +276,7 @@ class SupernetTrainable(ReconfigurableTrainable):
             "train_loss": train_loss,
             "params": sum(p.numel() for p in self.model.parameters()),
             "epoch_time_s": time.perf_counter() - start,
+            "device": str(self.device),
         }
         if self.probes:
             result |= self._probe()
@@ -296,14 +303,16 @@ class SupernetTrainable(ReconfigurableTrainable):
             (x, y), path = batch
             return nn.functional.cross_entropy(self.model(x, path, s.path_dropout), y), len(y)
 
-        def where(batch: int) -> str:
-            return f"epoch {self.epoch + 1}, batch {batch} of the {s.space} supernet with lr={s.lr}"
+        def where(batch: int | None) -> str:
+            at = f"epoch {self.epoch + 1}" + (f", batch {batch}" if batch is not None else "")
+            return f"{at} of the {s.space} supernet with lr={s.lr}"
 
-        return train_epoch(self.model, self.optimizer, batches, batch_loss, s.grad_clip, where)
+        return train_epoch(self.model, self.optimizer, batches, batch_loss, s.grad_clip, where, self.device,
+                           self.precision, self.scaler)  # fmt: skip
 
     def supernet_state(self) -> dict[str, Any]:
-        """What scoring needs (plain values and tensors): settings and weights."""
-        return {"settings": dataclasses.asdict(self.settings), "model": self.model.state_dict()}
+        """What scoring needs (plain values and CPU tensors, so any node can read it): settings and weights."""
+        return {"settings": dataclasses.asdict(self.settings), "model": {k: v.cpu() for k, v in self.model.state_dict().items()}}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         torch.save(
@@ -315,16 +324,18 @@ class SupernetTrainable(ReconfigurableTrainable):
                 "last_probe": self.last_probe,
                 "torch_rng": torch.get_rng_state(),
                 "data_rng": self.generator.get_state(),
+                "scaler": self.scaler.state_dict(),
             },
             os.path.join(checkpoint_dir, "supernet.pt"),
         )
 
     def load_checkpoint(self, checkpoint: str | dict) -> None:
-        state = torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False)
+        state = torch.load(os.path.join(str(checkpoint), "supernet.pt"), weights_only=False, map_location=self.device)
         self.model.load_state_dict(state["supernet"]["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = state["epoch"]
         self.sampler.set_state(state["sampler"])
         self.last_probe = state["last_probe"]
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
         self.generator.set_state(state["data_rng"])
+        self.scaler.load_state_dict(state["scaler"])

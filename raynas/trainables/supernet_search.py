@@ -16,6 +16,7 @@ from scipy.stats import kendalltau
 
 from raynas.arch import Arch
 from raynas.data import ImageDataset
+from raynas.devices import trial_device
 from raynas.parallel import use_allotted_threads
 from raynas.trainables.supernet import evaluate_path, load_supernet
 from search_spaces import SearchSpace, as_space
@@ -26,7 +27,9 @@ Scored = tuple[Arch, float]
 
 
 def score_texts(state: Mapping[str, Any], texts: Sequence[str], data: ImageDataset, split: str = "valid") -> list[float]:
-    """Inherited-weight accuracies of the architectures ``texts``, in this process."""
+    """Inherited-weight accuracies of the architectures ``texts``, in this process (on its GPU
+    when Ray gave it one)."""
+    data = data.to(trial_device(state["settings"].get("device", "auto")))
     net, settings = load_supernet(state, data)
     space = as_space(settings.space)
     return [evaluate_path(net, space.parse(text).spec, data, settings, split) for text in texts]
@@ -50,9 +53,10 @@ def score_archs(
     data: ImageDataset | ray.ObjectRef,
     split: str = "valid",
     chunk_size: int | None = None,
+    num_gpus: float = 0.0,
 ) -> list[float]:
     """Accuracy (percent) of each architecture with the supernet's inherited weights, one
-    value per architecture in order, computed by Ray tasks.
+    value per architecture in order, computed by Ray tasks (each on ``num_gpus`` GPUs).
 
     ``supernet_state`` is :meth:`SupernetTrainable.supernet_state` or
     :func:`load_supernet_state`'s result; it and ``data`` are put in the object store once
@@ -71,7 +75,7 @@ def score_archs(
     state_ref = supernet_state if isinstance(supernet_state, ray.ObjectRef) else ray.put(supernet_state)
     data_ref = data if isinstance(data, ray.ObjectRef) else ray.put(data)
     futures = [
-        _score_chunk.remote(state_ref, texts[i : i + chunk_size], data_ref, split)
+        _score_chunk.options(num_gpus=num_gpus).remote(state_ref, texts[i : i + chunk_size], data_ref, split)
         for i in range(0, len(texts), chunk_size)
     ]
     return [score for chunk in ray.get(futures) for score in chunk]
