@@ -35,21 +35,21 @@ def _as_image(item: Any, where: str) -> tuple[torch.Tensor, int]:
 
 
 def _splits(source: Any, seed: int) -> dict[str, Any]:
-    """``{split: torch Dataset}``: the given dict, or one dataset cut 60/20/20."""
+    """``{split: torch Dataset}``: one dataset (or a dict with train only) cut 60/20/20; a dict
+    with train and one of valid / test uses that one for both."""
     from torch.utils.data import Subset
 
     if isinstance(source, Mapping):
         unknown = sorted(set(source) - set(SPLITS))
         if unknown or "train" not in source:
             raise ValueError(f"a dict of datasets needs a 'train' key and may have 'valid' and 'test'; got {sorted(source)}")
-        parts = dict(source)
-    else:
-        order = np.random.default_rng(seed).permutation(len(source))
-        cut = [int(len(order) * 0.6), int(len(order) * 0.8)]
-        parts = {s: Subset(source, order[a:b].tolist()) for s, (a, b) in zip(SPLITS, zip([0, *cut], [*cut, len(order)]))}
-    for split in ("valid", "test"):
-        parts.setdefault(split, parts["train"])
-    return parts
+        if len(source) > 1:
+            return {"train": source["train"], "valid": source.get("valid", source.get("test")),
+                    "test": source.get("test", source.get("valid"))}  # fmt: skip
+        source = source["train"]
+    order = np.random.default_rng(seed).permutation(len(source))
+    cut = [int(len(order) * 0.6), int(len(order) * 0.8)]
+    return {s: Subset(source, order[a:b].tolist()) for s, (a, b) in zip(SPLITS, zip([0, *cut], [*cut, len(order)]))}
 
 
 @dataclass
@@ -122,7 +122,8 @@ class TorchImageDataset:
 
         data = self._split(split)
         count = max(1, int(round(len(data) * portion)))
-        order = torch.randperm(count, generator=generator) if shuffle else torch.arange(count)
+        device = generator.device if generator is not None else "cpu"
+        order = torch.randperm(count, generator=generator, device=device).cpu() if shuffle else torch.arange(count)
         loader = DataLoader(
             Subset(data, order.tolist()), batch_size=batch_size, num_workers=self.num_workers,
             collate_fn=self._collate, pin_memory=self.device.type == "cuda",
@@ -169,22 +170,25 @@ class RayImageDataset:
     def __post_init__(self) -> None:
         import ray.data
 
-        parts = self.source if isinstance(self.source, Mapping) else {"train": self.source}
+        parts = dict(self.source) if isinstance(self.source, Mapping) else {"train": self.source}
+        if "train" not in parts or set(parts) - set(SPLITS):
+            raise ValueError(f"a dict of datasets needs a 'train' key and may have 'valid' and 'test'; got {sorted(parts)}")
         if not all(isinstance(p, ray.data.Dataset) for p in parts.values()):
             raise ValueError("a RayImageDataset needs ray.data.Dataset objects")
         columns = parts["train"].columns()
         missing = [c for c in (self.image_column, self.label_column) if c not in columns]
         if missing:
             raise ValueError(f"{self.name}: Ray dataset has no column {missing}; its columns are {columns}")
-        if isinstance(self.source, Mapping):
-            self.splits = _splits(self.source, self.seed)
+        if len(parts) > 1:
+            self.splits = {"train": parts["train"], "valid": parts.get("valid", parts.get("test")),
+                           "test": parts.get("test", parts.get("valid"))}  # fmt: skip
         else:
-            train, rest = self.source.train_test_split(0.4, shuffle=True, seed=self.seed)
+            train, rest = parts["train"].train_test_split(0.4, shuffle=True, seed=self.seed)
             valid, test = rest.train_test_split(0.5, shuffle=False)
             self.splits = {"train": train, "valid": valid, "test": test}
         self._sizes = {split: part.count() for split, part in self.splits.items()}
-        first = next(self.splits["train"].iter_batches(batch_size=STATS_ITEMS, batch_format="numpy"))
-        images = self._images(torch.as_tensor(first[self.image_column]))
+        first = next(iter(self.splits["train"].iter_batches(batch_size=STATS_ITEMS, batch_format="numpy")))
+        images = self._images(torch.as_tensor(np.array(first[self.image_column])))
         self.scale = 1 / 255 if images.dtype == torch.uint8 else 1.0
         pixels = images.float() * self.scale
         self.mean = tuple(float(v) for v in pixels.mean(dim=(0, 2, 3)))
@@ -230,5 +234,5 @@ class RayImageDataset:
             yield (augment_batch(images, self.pad, self.flip, generator) if augment else images), labels
 
     def sample(self, batch_size: int, split: str = "train", seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        batch = next(self.splits[split].random_shuffle(seed=seed).iter_torch_batches(batch_size=batch_size))
+        batch = next(iter(self.splits[split].random_shuffle(seed=seed).iter_torch_batches(batch_size=batch_size)))
         return self.normalise(self._images(batch[self.image_column]).to(self.device)), batch[self.label_column].long().to(self.device)

@@ -67,8 +67,9 @@ def test_an_object_that_is_not_a_dataset_is_refused_in_the_driver():
 
     from raynas.trainables import StandaloneTrainable, with_data
 
-    with pytest.raises(ValueError, match="a TensorDataset is not a dataset raynas reads; give an ImageDataset"):
-        with_data(StandaloneTrainable, TensorDataset(torch.zeros(4, 1, 8, 8), torch.zeros(4)))
+    with pytest.raises(ValueError, match="a list is not a dataset raynas reads; give a spec string"):
+        with_data(StandaloneTrainable, [torch.zeros(1, 8, 8)])
+    with_data(StandaloneTrainable, TensorDataset(torch.zeros(4, 1, 8, 8), torch.zeros(4)))  # a torch dataset is one
 
 
 def test_a_search_whose_every_trial_fails_says_why_and_exits_non_zero(ray_session, tmp_path, capsys):
