@@ -66,12 +66,25 @@ def load_builder(spec: str) -> Callable[..., nn.Module]:
     return builder
 
 
-def build_user_model(builder: Callable[..., nn.Module], num_classes: int) -> nn.Module:
-    """Call ``builder`` (with ``num_classes=`` when it takes that argument) and check it gives a module."""
-    takes_classes = "num_classes" in inspect.signature(builder).parameters
-    model = builder(num_classes=num_classes) if takes_classes else builder()
+def build_user_model(
+    builder: Callable[..., nn.Module], num_classes: int, in_shape: tuple[int, ...] | None = None
+) -> nn.Module:
+    """Call ``builder`` (with ``num_classes=`` and ``in_shape=`` when it takes them) and check it
+    gives a module; with ``in_shape``, also that it runs on such an input, so a model that does
+    not is named before minutes of fitting."""
+    parameters = inspect.signature(builder).parameters
+    given = {"num_classes": num_classes, "in_shape": in_shape}
+    model = builder(**{k: v for k, v in given.items() if k in parameters and v is not None})
+    name = getattr(builder, "__name__", builder)
     if not isinstance(model, nn.Module):
-        raise ValueError(f"{getattr(builder, '__name__', builder)}() must return a torch.nn.Module, got {type(model).__name__}")
+        raise ValueError(f"{name}() must return a torch.nn.Module, got {type(model).__name__}")
+    if in_shape is not None:
+        from raynas.graph import trace
+
+        try:
+            trace(model, (1, *in_shape))
+        except Exception as err:  # the tracer names the module that failed
+            raise ValueError(f"{name}: {err} (set --in-shape to the input your model takes)") from None
     return model.eval()
 
 

@@ -108,8 +108,9 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
                         "path/to/file.py:NAME or package.module:NAME")  # fmt: skip
     parser.add_argument("--searcher", default=d.searcher, help=f"one of {', '.join(available_searchers())}")
     parser.add_argument("--trainable", default=d.trainable, choices=available_trainables(), help=trainables)
-    parser.add_argument("--dataset", help="digits | cifar10:/path/to/cifar-10-batches-py | synthetic[:N], each "
-                        "optionally @SIZE (default: digits; for --trainable benchmark the table's dataset)")  # fmt: skip
+    parser.add_argument("--dataset", help="digits | cifar10:DIR | cifar100:DIR | cifar100-coarse:DIR | imagefolder:DIR | "
+                        "npz:FILE | synthetic[:N], each optionally @SIZE (default: digits; for --trainable benchmark the "
+                        "table's dataset)")  # fmt: skip
     parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark)")
     parser.add_argument("--metric", help="metric to optimise (default: val_acc, for --trainable selfsup ssl_loss)")
     parser.add_argument("--mode", choices=("max", "min"), help="default: min for losses, params and flops, else max")
@@ -117,11 +118,17 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
                         "(ax searches all of them, other searchers the first); prints and writes the Pareto front")  # fmt: skip
     parser.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
     parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent, help="trials running at once")
+    parser.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="CPUs each trial asks Ray for "
+                        "(its torch threads)")  # fmt: skip
+    parser.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial, help="GPUs each trial asks Ray for; "
+                        "0.5 runs two trials on each GPU (default 0: CPU)")  # fmt: skip
     parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial (standalone, selfsup)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the searcher and of every trial")
     parser.add_argument("--storage", default=d.storage, help="where Tune writes the experiment")
     parser.add_argument("--name", help="experiment name (a folder under --storage)")
     parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
+    parser.add_argument("--max-failures", type=int, default=d.max_failures, help="times a failed trial is restarted "
+                        "from its last checkpoint (a lost node, a killed worker; -1: no limit)")  # fmt: skip
     parser.add_argument("--resume", metavar="EXPERIMENT_DIR", help="continue an interrupted experiment")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="trainer config, e.g. lr=0.1")
     parser.add_argument("--searcher-opt", action="append", default=[], metavar="KEY=VALUE", help="e.g. population_size=20")
@@ -165,11 +172,14 @@ def _run_search(args: argparse.Namespace) -> int:
         mode=args.mode,
         num_samples=args.num_samples,
         max_concurrent=args.max_concurrent,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
         epochs=args.epochs,
         seed=args.seed,
         storage=args.storage,
         name=args.name,
         address=args.address,
+        max_failures=args.max_failures,
         objectives=objectives,
         trainer_options=_key_values(args.set, "--set"),
         searcher_options=_key_values(args.searcher_opt, "--searcher-opt"),
@@ -306,10 +316,11 @@ def _run_predict(args: argparse.Namespace) -> int:
     from predictors.reference import Reference, build_user_model, cache_key, load_builder, reference_predictor
     from raynas.benchmarks import check_table
     from raynas.devices import resolve_device
+    from raynas.parallel import ray_session
 
     in_shape = _in_shape(args.in_shape)
     device = str(resolve_device(args.device, range(torch.cuda.device_count())))
-    models = [build_user_model(load_builder(spec), args.num_classes) for spec in args.model]
+    models = [build_user_model(load_builder(spec), args.num_classes, in_shape) for spec in args.model]
     check_table(args.benchmark, args.reference, args.dataset)
     key = cache_key(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, in_shape=in_shape)
     folder = Path(args.predictor or Path(args.cache_dir).expanduser() / key)
@@ -319,12 +330,14 @@ def _run_predict(args: argparse.Namespace) -> int:
         action = f"loaded from {folder}"
     else:
         predictor = reference_predictor(
-            args.reference, args.seed, input_shape=(1, *in_shape), progress=True, cache_dir=folder / "graphs", device=device
+            args.reference, args.seed, input_shape=(1, *in_shape), progress=True, cache_dir=folder / "graphs", device=device,
+            use_ray=True,  # tracing the references on every core: the larger part of a first call
         )
         reference = Reference.from_table(args.benchmark, args.reference, args.dataset, args.num_archs, args.seed, predictor)
         print(f"fitting a CG predictor on {len(reference.archs)} {args.reference} architectures (kept in {folder})",
               file=sys.stderr)  # fmt: skip
-        reference.fit().save(folder)
+        with ray_session(start=False):  # the tracing passes share one Ray session
+            reference.fit().save(folder)
         action = f"fitted on {len(reference.archs)} archs in {time.perf_counter() - start:.0f} s, saved to {folder}"
     print(f"reference  {reference.space} ({args.dataset} valid accuracy), CG predictor {action}")
     print(f"           its error on held-out reference architectures: {reference.holdout_rmse:.2f} (RMSE)")

@@ -48,6 +48,8 @@ class SearchSettings:
     mode: str | None = None  # None: the mode the trainable declares for the metric
     num_samples: int = 16
     max_concurrent: int = 2
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0  # fractions share a GPU: 0.5 runs two trials on each
     epochs: int = 4
     seed: int = 0
     storage: str = "~/ray_results"
@@ -83,6 +85,9 @@ class SearchSettings:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1 or self.max_concurrent < 1:
             raise ValueError("num_samples and max_concurrent must be >= 1")
+        if self.max_failures < -1:
+            raise ValueError(f"max_failures must be >= 0 (or -1: restart without limit), got {self.max_failures}")
+        self.check_resources()
         dataset = self.dataset
         if info.shared == "benchmark":
             if not self.benchmark:
@@ -103,6 +108,29 @@ class SearchSettings:
                     f"metric/mode ({self.metric}, {self.mode}) must be the first objective {next(iter(self.objectives.items()))}"
                 )
         return dataclasses.replace(self, space=space, dataset=dataset)
+
+    def check_resources(self) -> None:
+        """Resources Ray can grant, and a device the trials will see (Ray hides the GPUs from
+        a trial that did not ask for one, so ``device=cuda`` without GPUs fails in every trial)."""
+        cpus, gpus = self.cpus_per_trial, self.gpus_per_trial
+        if not cpus > 0 or not gpus >= 0:
+            raise ValueError(f"cpus_per_trial must be > 0 and gpus_per_trial >= 0, got {cpus} and {gpus}")
+        if gpus > 1 and gpus != int(gpus):
+            raise ValueError(f"gpus_per_trial above 1 must be a whole number (Ray shares only single GPUs), got {gpus}")
+        device = str(self.trainer_options.get("device", "auto"))
+        if device.startswith("cuda") and gpus == 0:
+            raise ValueError(f"device {device!r} needs gpus_per_trial > 0 (--gpus-per-trial): Ray shows a trial "
+                             "only the GPUs it asked for")  # fmt: skip
+        if gpus and self.address is None:
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"gpus_per_trial={gpus}, but this machine has no CUDA GPU (torch sees none); run "
+                                 "on a GPU machine or join a cluster with GPU workers (--address)")  # fmt: skip
+
+    def trial_resources(self) -> dict[str, float]:
+        """What each trial asks Ray for (``tune.with_resources``)."""
+        return {"cpu": self.cpus_per_trial, "gpu": self.gpus_per_trial}
 
     def trial_constants(self, space: SearchSpace | str, dataset: str) -> dict[str, Any]:
         """The trainer keys every trial gets besides ``trainer_options``."""
@@ -217,7 +245,9 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     searcher = None if resume else _searcher(settings)
     shared = _shared_input(settings)
     with ray_session(settings.address, log_to_driver=True):
-        trainable = tune.with_parameters(settings.trainable_info.cls, **shared, space=settings.space)
+        trainable = tune.with_resources(
+            tune.with_parameters(settings.trainable_info.cls, **shared, space=settings.space), settings.trial_resources()
+        )
         if resume:
             tuner = tune.Tuner.restore(storage.resolve(resume), trainable=trainable, resume_errored=True)
         else:

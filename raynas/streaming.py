@@ -111,7 +111,11 @@ class TorchImageDataset:
 
     def _collate(self, items: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [_as_image(item, self.name) for item in items]
-        return torch.stack([p[0] for p in pairs]), torch.tensor([p[1] for p in pairs])
+        labels = torch.tensor([p[1] for p in pairs])
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.num_classes):  # on the CPU, before the copy
+            raise ValueError(f"{self.name}: labels must be in 0..{self.num_classes - 1} (num_classes={self.num_classes}), "
+                             f"got {int(labels.min())}..{int(labels.max())}")  # fmt: skip
+        return torch.stack([p[0] for p in pairs]), labels
 
     def batches(
         self, split: str, batch_size: int, shuffle: bool = False, augment: bool = False,
@@ -194,8 +198,9 @@ class RayImageDataset:
         self.mean = tuple(float(v) for v in pixels.mean(dim=(0, 2, 3)))
         self.std = tuple(max(float(v), 1e-3) for v in pixels.std(dim=(0, 2, 3)))
         self.in_shape = tuple(images.shape[1:])
-        if self.num_classes is None:
-            self.num_classes = int(max(part.max(self.label_column) for part in self.splits.values())) + 1
+        if self.num_classes is None:  # one pass over the labels of every part (each Ray Data pass has a start-up cost)
+            first, *rest = parts.values()
+            self.num_classes = int((first.union(*rest) if rest else first).max(self.label_column)) + 1
 
     def _images(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 3:

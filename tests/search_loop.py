@@ -14,8 +14,9 @@ def objective(arch) -> float:
     return 2.0 * spec.count("nor_conv_3x3") + spec.count("nor_conv_1x1") + 0.3 * spec.count("skip_connect")
 
 
-def run(searcher, steps: int, start: int = 0) -> list:
-    """Drive ``searcher`` for ``steps`` trials (fewer if it finishes); the archs it proposed."""
+def run(searcher, steps: int, start: int = 0, until: float | None = None) -> list:
+    """Drive ``searcher`` for ``steps`` trials (fewer if it finishes, or once an architecture
+    scores ``until``); the archs it proposed."""
     archs = []
     for i in range(start, start + steps):
         config = searcher.suggest(f"t{i}")
@@ -24,4 +25,6 @@ def run(searcher, steps: int, start: int = 0) -> list:
         arch = SPACE.decode(config)
         archs.append(arch)
         searcher.on_trial_complete(f"t{i}", {"val_acc": objective(arch), "params": 1})
+        if until is not None and objective(arch) >= until:
+            break
     return archs

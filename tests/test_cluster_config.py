@@ -52,6 +52,16 @@ def test_nodes_install_this_checkout_with_the_constraints(raw):
     assert f"torch=={torch_pin}" in text
 
 
+def test_gpu_workers_start_on_demand_with_the_cuda_build_of_torch(raw):
+    nodes = raw["available_node_types"]
+    gpu = nodes["ray.worker.gpu"]
+    assert gpu["node_config"]["InstanceType"].startswith(("g4dn.", "g5.", "g6.", "p3.", "p4d.", "p5."))
+    assert gpu["min_workers"] == 0  # no GPU bill until a trial asks for one
+    assert nodes["ray.worker.cpu"]["min_workers"] >= 1
+    install = next(c for c in raw["setup_commands"] if "torch==" in c)
+    assert "nvidia-smi" in install and "wheels=cu" in install and "wheels=cpu" in install and "whl/$wheels" in install
+
+
 def test_token_authentication_stays_on_and_no_secret_is_in_the_file(raw):
     text = (REPO / "cluster.yaml").read_text()
     assert "RAY_AUTH_MODE=disabled" not in text

@@ -9,6 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import REPO
+
 from raynas.data import as_dataset, check_dataset, load_dataset
 from raynas.trainables import ArchTraining, StandaloneTrainable
 from search_spaces import get_space
@@ -136,24 +138,47 @@ def test_a_dataset_item_that_is_not_an_image_and_a_label_is_named():
         as_dataset(Bad())
 
 
-def test_a_ray_data_dataset_trains_in_a_real_tuner(ray_session, tmp_path):
-    import ray
+def test_labels_out_of_range_are_named():
+    from torch.utils.data import TensorDataset
+
+    data = as_dataset(TensorDataset(torch.zeros(20, 1, 8, 8), torch.arange(20) % 4))
+    data.num_classes = 3  # the user said three classes; the data has four
+    with pytest.raises(ValueError, match=r"labels must be in 0..2 \(num_classes=3\), got 0..3"):
+        list(data.batches("train", 12))
+    with pytest.raises(ValueError, match=r"train labels must be in 0..1, got -1..1"):
+        from raynas.data_sources import from_splits
+
+        from_splits("mine", {"train": np.zeros((4, 8, 8), np.uint8)}, {"train": np.array([0, 1, -1, 1])}, 2, seed=0)
+
+
+def test_the_readme_data_example_trains_in_a_real_tuner(ray_session, tmp_path):
+    """The README's torch and Ray Data datasets; the Ray one trained by a Tuner (Ray Data
+    reads in the trial's process, so a CPU is left free for its tasks)."""
     from ray import tune
 
-    from raynas.trainables import with_data
     from searchers import make_searcher
 
-    rng = np.random.default_rng(0)
-    dataset = ray.data.from_numpy(rng.integers(0, 256, size=(90, 8, 8, 3), dtype=np.uint8)).add_column(
-        "label", lambda batch: np.arange(len(batch)) % 3
-    ).rename_columns({"data": "image"})  # fmt: skip
+    text = (REPO / "README.md").read_text()
+    example = next(b.split("```")[0] for b in text.split("```python\n")[1:] if "TensorDataset(images, labels)" in b)
+    names: dict = {}
+    exec(compile(example, "README data example", "exec"), names)
+    assert names["streamed"] is not None
     tuner = tune.Tuner(
-        with_data(StandaloneTrainable, dataset),
+        names["piped"],
         param_space={"space": "nb201", "epochs": 1, "batch_size": 16, "build": {"C": 4, "N": 1}},
         tune_config=tune.TuneConfig(search_alg=make_searcher("random", "nb201", seed=0), metric="val_acc", mode="max",
-                                    num_samples=2, max_concurrent_trials=1),  # a CPU left for Ray Data's reads; fmt: skip
+                                    num_samples=2, max_concurrent_trials=1),  # fmt: skip
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="ray-data", verbose=0),
     )
     results = tuner.fit()
     assert results.num_errors == 0 and len(results) == 2
     assert all(0 <= r.metrics["val_acc"] <= 100 for r in results)
+
+
+def test_selfsup_refuses_a_streamed_dataset_in_the_driver():
+    from torch.utils.data import TensorDataset
+
+    from raynas.trainables import with_data
+
+    with pytest.raises(ValueError, match="selfsup needs its images in memory .* a streamed TorchImageDataset"):
+        with_data("selfsup", TensorDataset(torch.zeros(20, 1, 8, 8), torch.arange(20) % 4))

@@ -24,6 +24,13 @@ MISTAKES = [
     (["--dataset", "cifar10:/no/such/folder"], "CIFAR-10 folder /no/such/folder does not exist"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
     (["--trainable", "sampled"], r"trains the spaces \['nago'\], not 'nb201'"),
+    (["--set", "device=gpu"], "device must be one of 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
+    (["--set", "device=cuda"], "device 'cuda' needs gpus_per_trial > 0"),
+    (["--set", "precision=fp8"], r"precision must be one of \['32', 'bf16', 'fp16'\]"),
+    (["--gpus-per-trial", "1.5"], "gpus_per_trial above 1 must be a whole number"),
+    (["--cpus-per-trial", "0"], "cpus_per_trial must be > 0"),
+    (["--max-failures", "-2"], "max_failures must be >= 0"),
+    (["--dataset", "imagefolder:/no/such/folder"], "/no/such/folder"),
 ]
 
 
@@ -72,8 +79,14 @@ def test_an_object_that_is_not_a_dataset_is_refused_in_the_driver():
     with_data(StandaloneTrainable, TensorDataset(torch.zeros(4, 1, 8, 8), torch.zeros(4)))  # a torch dataset is one
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_gpus_on_a_machine_without_one_is_named(no_ray, tmp_path, capsys):
+    assert cli_main(["search", "--storage", str(tmp_path), "--gpus-per-trial", "0.5"]) == 2
+    assert "gpus_per_trial=0.5, but this machine has no CUDA GPU" in capsys.readouterr().err
+
+
 def test_a_search_whose_every_trial_fails_says_why_and_exits_non_zero(ray_session, tmp_path, capsys):
-    argv = ["search", "--num-samples", "2", "--epochs", "1", "--set", "lr=1e30", "--set", "grad_clip=0",
+    argv = ["search", "--num-samples", "2", "--epochs", "1", "--set", "lr=1e30", "--set", "grad_clip=0", "--max-failures", "0",
             "--set", 'build={"C": 4, "N": 1}', "--storage", str(tmp_path), "--name", "all-fail"]  # fmt: skip
     assert cli_main(argv) == 1
     err = capsys.readouterr().err

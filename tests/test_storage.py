@@ -35,11 +35,11 @@ def test_upload_and_read_back_through_a_uri(tmp_path):
 
 def _table(path: Path) -> Path:
     space = get_space("nb201")
-    archs = [space.from_index(i).text for i in range(0, 400, 10)]
+    archs = [space.from_index(i).text for i in range(15625)]  # every cell: no trial looks up a missing one
     pq.write_table(pa.table({
         "arch_str": archs,
-        "cifar10_valid_acc": [50.0 + i for i in range(len(archs))],
-        "cifar10_test_acc": [49.0 + i for i in range(len(archs))],
+        "cifar10_valid_acc": [50.0 + i % 40 for i in range(len(archs))],
+        "cifar10_test_acc": [49.0 + i % 40 for i in range(len(archs))],
     }), path)  # fmt: skip
     return path
 
@@ -51,7 +51,7 @@ def test_search_writes_to_and_resumes_from_a_storage_uri(ray_session, tmp_path):
     )  # fmt: skip
     outcome = run_search(settings)
     folder = tmp_path / "shared" / "exp"
-    assert outcome.num_trials == 5 and (folder / "trials.parquet").exists()
+    assert outcome.num_trials == 5 and outcome.num_errors == 0 and (folder / "trials.parquet").exists()
     saved = load_settings(f"file://{folder}")
     assert saved is not None and saved.num_samples == 5 and saved.storage == settings.storage
     again = run_search(SearchSettings(), resume=f"file://{folder}")  # settings come from the URI

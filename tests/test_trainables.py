@@ -33,7 +33,7 @@ def test_restored_trial_continues_exactly_where_it_stopped():
     second.restore(checkpoint)
     got = second.train()
     assert got["epoch"] == 2
-    assert got["val_acc"] == expected["val_acc"] and got["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-6)
+    assert got["val_acc"] == expected["val_acc"] and got["train_loss"] == expected["train_loss"]  # bit-exact on the CPU
 
 
 def test_reset_config_trains_the_new_architecture():

@@ -126,7 +126,10 @@ def with_data(trainable: type | str, data: Any, space: Any = None) -> Any:
     from raynas.data import as_dataset
 
     cls = trainable_info(trainable).cls if isinstance(trainable, str) else trainable
-    shared = {"data": as_dataset(data)} | ({"space": space} if space is not None else {})
+    dataset = as_dataset(data)
+    if hasattr(cls, "check_data"):  # what else a trainable asks of its data
+        cls.check_data(dataset)
+    shared = {"data": dataset} | ({"space": space} if space is not None else {})
     return tune.with_parameters(cls, **shared)
 
 

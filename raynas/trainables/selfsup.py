@@ -77,6 +77,15 @@ class SelfSupSettings(TrainerSettings):
         return ViewSettings(self.crop_scale, flip, self.jitter, self.jitter_p, self.grayscale_p)
 
 
+def check_in_memory(data: object) -> None:
+    """Contrastive training indexes the train images (memory bank, views of a batch by index):
+    a streamed torch or Ray Data dataset is refused by name."""
+    if not isinstance(data, ImageDataset):
+        raise ValueError(f"--trainable selfsup needs its images in memory (an ImageDataset: a spec such as 'digits' or "
+                         f"'imagefolder:/path', or raynas.data.load_dataset); a streamed {type(data).__name__} is read "
+                         "by the standalone and supernet trainables")  # fmt: skip
+
+
 def portion_size(data: ImageDataset, portion: float) -> int:
     """How many train images the first ``portion`` of the split holds (as ``data.batches`` counts)."""
     return max(1, int(round(data.size("train") * portion)))
@@ -110,6 +119,7 @@ class ContrastiveTraining(ArchTraining):
 
     def build_model(self) -> nn.Module:
         s = self.settings
+        check_in_memory(self.data)
         network = self.space.build(self.arch, num_classes=1, in_shape=self.data.in_shape, **s.build)
         if s.ssl_method == "nce":
             size = portion_size(self.data, s.data_portion)
@@ -155,3 +165,4 @@ class SelfSupervisedTrainable(StandaloneTrainable):
     """
 
     training_type = ContrastiveTraining
+    check_data = staticmethod(check_in_memory)

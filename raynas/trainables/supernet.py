@@ -25,7 +25,6 @@ from typing import Any, Hashable, Iterator, Mapping
 import numpy as np
 import torch
 from ray import tune
-from scipy.stats import kendalltau
 from torch import nn
 
 from raynas.arch import Arch
@@ -288,6 +287,8 @@ class SupernetTrainable(ReconfigurableTrainable):
         accs = [evaluate_path(self.model, a.spec, self.data, self.settings) for a in self.probes]
         result = {"val_acc": float(np.mean(accs)), "probe_best_acc": max(accs)}
         if self.last_probe is not None:
+            from scipy.stats import kendalltau  # slow to import; `raynas --help` and mistakes stay fast
+
             tau = kendalltau(self.last_probe, accs).statistic
             result["rank_stability"] = float(tau) if np.isfinite(tau) else 0.0
         self.last_probe = accs

@@ -12,7 +12,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import ray
-from scipy.stats import kendalltau
 
 from raynas.arch import Arch
 from raynas.data import ImageDataset
@@ -141,6 +140,8 @@ def evolution_search(
 
 def kendall_tau(predicted: Sequence[float], truth: Sequence[float]) -> float:
     """Kendall's tau-b between two score lists."""
+    from scipy.stats import kendalltau  # slow to import; `raynas --help` and mistakes stay fast
+
     return float(kendalltau(predicted, truth).statistic)
 
 
