@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import REPO
 
 from raynas.data import as_dataset, check_dataset, load_dataset
-from raynas.trainables import ArchTraining, StandaloneTrainable
+from raynas.trainables import ArchTraining
 from search_spaces import get_space
 
 SPACE = get_space("nb201")
