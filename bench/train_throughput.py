@@ -129,13 +129,16 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--settings", default="32,bf16,32:cl", help="precisions to measure, ':cl' for channels_last "
+                        "(default: 32,bf16,32:cl, plus fp16 on a GPU)")  # fmt: skip
     parser.add_argument("--skip-sources", action="store_true", help="only the training throughput")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device, [0] if torch.cuda.is_available() else [])
     data = synthetic_cifar(args.images)
     space = get_space("nb201")
-    settings = [("32", False), ("bf16", False), ("32", True)] + ([("fp16", False)] if device.type == "cuda" else [])
+    settings = [(item.split(":")[0], item.endswith(":cl")) for item in args.settings.split(",")]
+    settings += [("fp16", False)] if device.type == "cuda" and "fp16" not in args.settings else []
     print(f"NB201 C=16 N=5, {args.images} images 3x32x32 per epoch, batch {args.batch_size}, {device}, {args.threads} threads")
     print("| precision | channels_last | bare loop img/s | StandaloneTrainable img/s | ratio |")
     print("| --- | --- | --- | --- | --- |")

@@ -21,6 +21,23 @@ from raynas.images import SPLITS, augment_batch, normalise
 STATS_ITEMS = 512
 
 
+class _OnDevice:
+    """What both streamed datasets share with ImageDataset's interface: the device batches go
+    to, and normalisation with the statistics of the first items."""
+
+    device: torch.device
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def to(self, device: torch.device) -> Any:
+        self.device = torch.device(device)
+        return self
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return normalise(x, self.scale, self.mean, self.std)
+
+
 def _as_image(item: Any, where: str) -> tuple[torch.Tensor, int]:
     """``(image C x H x W, label)`` of one ``(image, label)`` item, with a clear error otherwise."""
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
@@ -53,7 +70,7 @@ def _splits(source: Any, seed: int) -> dict[str, Any]:
 
 
 @dataclass
-class TorchImageDataset:
+class TorchImageDataset(_OnDevice):
     """A ``torch.utils.data.Dataset`` of ``(image, label)`` items (or a dict of them per split).
 
     Args:
@@ -102,13 +119,6 @@ class TorchImageDataset:
             raise ValueError(f"split must be one of {list(self.splits)}, got {split!r}")
         return self.splits[split]
 
-    def to(self, device: torch.device) -> "TorchImageDataset":
-        self.device = torch.device(device)
-        return self
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return normalise(x, self.scale, self.mean, self.std)
-
     def _collate(self, items: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [_as_image(item, self.name) for item in items]
         labels = torch.tensor([p[1] for p in pairs])
@@ -147,7 +157,7 @@ class TorchImageDataset:
 
 
 @dataclass
-class RayImageDataset:
+class RayImageDataset(_OnDevice):
     """A Ray Data ``Dataset`` with an image column and a label column (or a dict of them per
     split), read in the trial with ``iter_torch_batches``.
 
@@ -213,13 +223,6 @@ class RayImageDataset:
         if split not in self._sizes:
             raise ValueError(f"split must be one of {list(self._sizes)}, got {split!r}")
         return self._sizes[split]
-
-    def to(self, device: torch.device) -> "RayImageDataset":
-        self.device = torch.device(device)
-        return self
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return normalise(x, self.scale, self.mean, self.std)
 
     def batches(
         self, split: str, batch_size: int, shuffle: bool = False, augment: bool = False,

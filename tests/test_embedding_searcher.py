@@ -174,7 +174,8 @@ def test_local_steps_try_the_neighbors_of_the_best_architecture_first():
     start = SPACE.make(("avg_pool_3x3",) * 6)
     ring = [n for a in [start, *SPACE.neighbors(start)] for n in [a, *SPACE.neighbors(a)]]
     pool = ArchEmbeddings.one_hot(SPACE, list(dict.fromkeys(SPACE.canonical(a) for a in ring)))
-    searcher = EmbeddingSearcher(pool, "gp-ei", "val_acc", "max", seed=0, num_initial=3, local=1)
+    fast = {"refit_until": 8}  # hyper-parameters refitted on the geometric schedule: the local rule is under test
+    searcher = EmbeddingSearcher(pool, "gp-ei", "val_acc", "max", seed=0, num_initial=3, local=1, **fast)
     archs = run(searcher, 40)
     assert len({a.key for a in archs}) == 40
     for i in range(3, 40):
@@ -182,7 +183,7 @@ def test_local_steps_try_the_neighbors_of_the_best_architecture_first():
         best = archs[values.index(max(values))]
         free = {n.key for n in SPACE.neighbors(best) if n in pool} - {a.key for a in archs[:i]}
         assert not free or archs[i].key in free, f"query {i} left the neighbourhood of the best"
-    global_ = run(EmbeddingSearcher(pool, "gp-ei", "val_acc", "max", seed=0, num_initial=3), 40)
+    global_ = run(EmbeddingSearcher(pool, "gp-ei", "val_acc", "max", seed=0, num_initial=3, **fast), 40)
     assert max(objective(a) for a in archs) >= max(objective(a) for a in global_)
     with pytest.raises(ValueError, match="local must be >= 0"):
         EmbeddingSearcher(pool, local=-1)
