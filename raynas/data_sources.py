@@ -111,16 +111,24 @@ def synthetic(arg: str, seed: int) -> ImageDataset:
     return from_arrays("synthetic", x, y, seed, scale=1.0, mean=(1.5,) * 3, std=(1.1,) * 3, pad=1, flip=True)
 
 
+def _existing(arg: str, needs: str, what: str, is_file: bool = False, expected: str = "") -> Path:
+    """The path a spec names, or a clear error: ``needs`` when there is none, ``"{what} {path}
+    does not exist"`` (then ``expected``) when it is not there."""
+    if not arg:
+        raise ValueError(needs)
+    path = Path(arg).expanduser()
+    if not (path.is_file() if is_file else path.is_dir()):
+        raise FileNotFoundError(f"{what} {path} does not exist{expected}")
+    return path
+
+
 # ---------------------------------------------------------------------------- CIFAR
 def _folder(arg: str, source: str, label: str, example: str, files: list[str]) -> Path:
-    if not arg:
-        raise ValueError(f"{source} needs a folder: '{source}:{example}'")
-    folder = Path(arg).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{label} folder {folder} does not exist; expected the python batches {files}")
+    expected = f"; expected the python batches {files}"
+    folder = _existing(arg, f"{source} needs a folder: '{source}:{example}'", f"{label} folder", expected=expected)
     missing = [f for f in files if not (folder / f).exists()]
     if missing:
-        raise FileNotFoundError(f"{label} folder {folder} lacks {missing}; expected the python batches {files}")
+        raise FileNotFoundError(f"{label} folder {folder} lacks {missing}{expected}")
     return folder
 
 
@@ -199,11 +207,7 @@ def _class_files(folder: Path) -> dict[str, list[Path]]:
 
 
 def check_imagefolder(arg: str) -> Path:
-    if not arg:
-        raise ValueError("imagefolder needs a folder: 'imagefolder:/path' holding train/<class>/*.png")
-    root = Path(arg).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+    root = _existing(arg, "imagefolder needs a folder: 'imagefolder:/path' holding train/<class>/*.png", "image folder")
     if not (root / "train").is_dir():
         raise FileNotFoundError(f"image folder {root} has no train/ folder; expected train/<class>/*.png (and val/, test/)")
     classes = _class_files(root / "train")
@@ -275,12 +279,7 @@ def imagefolder(arg: str, seed: int, size: int | None = None) -> ImageDataset:
 
 # ---------------------------------------------------------------------------- npz
 def check_npz(arg: str) -> Path:
-    if not arg:
-        raise ValueError("npz needs a file: 'npz:/path/data.npz' with x_train and y_train")
-    path = Path(arg).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"npz file {path} does not exist")
-    return path
+    return _existing(arg, "npz needs a file: 'npz:/path/data.npz' with x_train and y_train", "npz file", is_file=True)
 
 
 def _channels_first(x: np.ndarray, path: Path, key: str) -> np.ndarray:
