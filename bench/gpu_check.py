@@ -45,13 +45,11 @@ def search(storage: Path, gpu: bool, trials: int, images: int, build: dict, epoc
 
 
 def cpu_images_per_s(arch: str, images: int, build: dict) -> float:
-    """Images/s of one training epoch of ``arch`` on the CPU, as a trial would train it."""
+    """Images/s of one epoch (train + evaluation) of ``arch`` on the CPU, as a trial reports it."""
     config = {**SPACE.encode(SPACE.parse(arch)), "epochs": 1, "batch_size": 256, "device": "cpu",
               "precision": "bf16", "build": build}  # fmt: skip
     training = ArchTraining(config, load_dataset(f"synthetic:{images}@32"))
-    start = time.perf_counter()
-    training.train_one_epoch()
-    return training.data.size("train") / (time.perf_counter() - start)
+    return training.data.size("train") / training.step()["epoch_time_s"]
 
 
 def jacobians(device: str, archs: list[str], inputs: torch.Tensor) -> tuple[np.ndarray, float]:
@@ -96,12 +94,12 @@ def main() -> int:
     print(f"\n1. search: {len(rows)} trials at {0.5 if gpu else 0} GPU each, bf16, NB201 {build}, {images} synthetic 3x32x32")
     assert len(rows) == trials and all(r["status"] == "TERMINATED" for r in rows), [r.get("error") for r in rows]
     assert all(str(d).startswith("cuda") for d in devices) or not gpu, f"trials ran on {devices}"
-    train = 0.6 * images  # the split of a single synthetic set: 60 % train
+    train = load_dataset(f"synthetic:{images}@32").size("train")  # the images each trial's epoch trains on
     speeds = sorted(train / r["epoch_time_s"] for r in rows)
     print(f"   devices reported: {devices}")
     print(f"   images/s per trial (train + eval epoch): median {np.median(speeds):.0f}, min {speeds[0]:.0f}, max {speeds[-1]:.0f}")
     cpu = cpu_images_per_s(rows[0]["arch"], min(images, 1024), build)
-    print(f"   the first trial's architecture on this CPU: {cpu:.0f} images/s (train only) -> "
+    print(f"   the first trial's architecture on this CPU: {cpu:.0f} images/s (train + eval epoch) -> "
           f"GPU trial / CPU = {np.median(speeds) / cpu:.1f}x")  # fmt: skip
 
     archs = [str(SPACE.sample(np.random.default_rng(i))) for i in range(8)]
