@@ -31,7 +31,8 @@ import torch
 
 from raynas.data import load_dataset
 from raynas.trainables import StandaloneTrainable
-from raynas.trainables.supernet import BN_MODES, SupernetSettings, SupernetTrainable
+from raynas.trainables.settings import BN_MODES, SupernetSettings
+from raynas.trainables.supernet import SupernetTrainable
 from raynas.trainables.supernet_search import (
     evolution_search,
     kendall_tau,

@@ -17,7 +17,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Mapping
 
-from raynas.data_sources import CHECKS, DECODE_AT_SIZE, LOADERS
+from raynas.data_sources import DECODE_AT_SIZE, LOADERS
+from raynas.data_specs import check_dataset
 from raynas.images import SPLITS, ImageDataset, augment_batch, normalise, resized
 
 __all__ = ["SPLITS", "ImageDataset", "as_dataset", "augment_batch", "check_dataset", "load_dataset", "normalise"]
@@ -30,25 +31,6 @@ def load_dataset(spec: str, seed: int = 0) -> ImageDataset:
         return LOADERS[name](arg, seed, size=size)
     data = LOADERS[name](arg, seed)
     return data if size is None else resized(data, size)
-
-
-def check_dataset(spec: str) -> tuple[str, str, int | None]:
-    """``(source, argument, size)`` of ``spec``, with the files it names checked, loading
-    nothing: what the driver can tell before any trial starts."""
-    if not isinstance(spec, str):
-        raise ValueError(f"a dataset spec is a string such as 'digits', got {type(spec).__name__}")
-    base, at, size = spec.rpartition("@")
-    if at and (not size.isdigit() or int(size) < 1):
-        raise ValueError(f"dataset spec {spec!r}: the part after '@' must be an image size in pixels, e.g. 'digits@16'")
-    name, _, arg = (base if at else spec).partition(":")
-    if name not in LOADERS:
-        raise ValueError(
-            f"unknown dataset {spec!r}; allowed: 'digits', 'synthetic[:N]', 'cifar10:/path/to/cifar-10-batches-py', "
-            "'cifar100:/path/to/cifar-100-python', 'cifar100-coarse:/path', 'imagefolder:/path', 'npz:/path.npz', "
-            "each optionally '@SIZE'"
-        )
-    CHECKS.get(name, lambda _: None)(arg)
-    return name, arg, int(size) if at else None
 
 
 def as_dataset(source: Any) -> Any:

@@ -1,7 +1,7 @@
 """Datasets read from files the user gives, or shipped with a package; nothing is downloaded.
 
-One loader per source, ``loader(argument, seed) -> ImageDataset``, and a check per source
-that looks at the files without reading them (what the driver does before any trial starts):
+One loader per source, ``loader(argument, seed) -> ImageDataset``; each source's check, which
+looks at the files without reading them, is in :mod:`raynas.data_specs`:
 
 * ``digits``: scikit-learn's bundled 8x8 hand-written digits, split 60/20/20 (stratified);
 * ``synthetic[:N]``: N random images with class-dependent means (tests);
@@ -27,14 +27,14 @@ from typing import Callable
 import numpy as np
 import torch
 
+from raynas.data_specs import (
+    CIFAR10_FILES, CIFAR100_FILES, check_cifar10, check_cifar100, check_imagefolder, check_npz, class_files, split_folders,
+)  # fmt: skip
 from raynas.images import SPLITS, ImageDataset
 
 #: the valid and test shares split off a dataset that has no such split of its own
 HOLDOUT = (0.2, 0.2)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 CACHE_FILE = ".raynas-cache.npz"
-_CIFAR10_FILES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-_CIFAR100_FILES = ["train", "test"]
 
 
 def split_indices(labels: np.ndarray, fractions: tuple[float, float], seed: int) -> list[np.ndarray]:
@@ -98,11 +98,6 @@ def digits(arg: str, seed: int) -> ImageDataset:
     return from_arrays("digits", x, bunch.target, seed, scale=1 / 16, mean=(0.3,), std=(0.4,), pad=1, flip=False)
 
 
-def check_synthetic(arg: str) -> None:
-    if arg and (not arg.isdigit() or int(arg) < 8):
-        raise ValueError(f"synthetic:N takes a number of images N >= 8, got {arg!r}")
-
-
 def synthetic(arg: str, seed: int) -> ImageDataset:
     n = int(arg) if arg else 256
     rng = np.random.default_rng(seed)
@@ -111,35 +106,7 @@ def synthetic(arg: str, seed: int) -> ImageDataset:
     return from_arrays("synthetic", x, y, seed, scale=1.0, mean=(1.5,) * 3, std=(1.1,) * 3, pad=1, flip=True)
 
 
-def _existing(arg: str, needs: str, what: str, is_file: bool = False, expected: str = "") -> Path:
-    """The path a spec names, or a clear error: ``needs`` when there is none, ``"{what} {path}
-    does not exist"`` (then ``expected``) when it is not there."""
-    if not arg:
-        raise ValueError(needs)
-    path = Path(arg).expanduser()
-    if not (path.is_file() if is_file else path.is_dir()):
-        raise FileNotFoundError(f"{what} {path} does not exist{expected}")
-    return path
-
-
 # ---------------------------------------------------------------------------- CIFAR
-def _folder(arg: str, source: str, label: str, example: str, files: list[str]) -> Path:
-    expected = f"; expected the python batches {files}"
-    folder = _existing(arg, f"{source} needs a folder: '{source}:{example}'", f"{label} folder", expected=expected)
-    missing = [f for f in files if not (folder / f).exists()]
-    if missing:
-        raise FileNotFoundError(f"{label} folder {folder} lacks {missing}{expected}")
-    return folder
-
-
-def check_cifar10(arg: str) -> Path:
-    return _folder(arg, "cifar10", "CIFAR-10", "/path/to/cifar-10-batches-py", _CIFAR10_FILES)
-
-
-def check_cifar100(arg: str) -> Path:
-    return _folder(arg, "cifar100", "CIFAR-100", "/path/to/cifar-100-python", _CIFAR100_FILES)
-
-
 def _pickle_batch(path: Path, labels_key: bytes, what: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as handle:
@@ -170,7 +137,7 @@ def _cifar(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarr
 
 def cifar10(arg: str, seed: int) -> ImageDataset:
     folder = check_cifar10(arg)
-    xs, ys = zip(*(_pickle_batch(folder / f, b"labels", "CIFAR-10") for f in _CIFAR10_FILES))
+    xs, ys = zip(*(_pickle_batch(folder / f, b"labels", "CIFAR-10") for f in CIFAR10_FILES))
     train = (np.concatenate(xs[:5]), np.concatenate(ys[:5]))
     return _cifar("cifar10", train, (xs[5], ys[5]), 10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
 
@@ -178,7 +145,7 @@ def cifar10(arg: str, seed: int) -> ImageDataset:
 def _cifar100(arg: str, coarse: bool) -> ImageDataset:
     folder = check_cifar100(arg)
     key = b"coarse_labels" if coarse else b"fine_labels"
-    train, test = (_pickle_batch(folder / f, key, "CIFAR-100") for f in _CIFAR100_FILES)
+    train, test = (_pickle_batch(folder / f, key, "CIFAR-100") for f in CIFAR100_FILES)
     name = "cifar100-coarse" if coarse else "cifar100"
     return _cifar(name, train, test, 20 if coarse else 100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
 
@@ -192,33 +159,6 @@ def cifar100_coarse(arg: str, seed: int) -> ImageDataset:
 
 
 # ---------------------------------------------------------------------------- image folders
-def _split_folders(root: Path) -> dict[str, Path]:
-    folders = {"train": root / "train"}
-    for split, names in (("valid", ("val", "valid")), ("test", ("test",))):
-        found = [root / n for n in names if (root / n).is_dir()]
-        if found:
-            folders[split] = found[0]
-    return folders
-
-
-def _class_files(folder: Path) -> dict[str, list[Path]]:
-    return {c.name: sorted(p for p in c.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            for c in sorted(folder.iterdir()) if c.is_dir()}  # fmt: skip
-
-
-def check_imagefolder(arg: str) -> Path:
-    root = _existing(arg, "imagefolder needs a folder: 'imagefolder:/path' holding train/<class>/*.png", "image folder")
-    if not (root / "train").is_dir():
-        raise FileNotFoundError(f"image folder {root} has no train/ folder; expected train/<class>/*.png (and val/, test/)")
-    classes = _class_files(root / "train")
-    if not classes:
-        raise ValueError(f"image folder {root / 'train'} has no class folders; expected train/<class>/*.png")
-    empty = [c for c, files in classes.items() if not files]
-    if empty:
-        raise ValueError(f"class folders {empty} of {root / 'train'} hold no images ({', '.join(IMAGE_SUFFIXES)})")
-    return root
-
-
 def _decode(path: Path, size: int | None) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -235,15 +175,15 @@ def _decode(path: Path, size: int | None) -> np.ndarray:
 
 def _files_key(folders: dict[str, Path], size: int | None) -> str:
     listing = [(str(p.relative_to(f.parent)), p.stat().st_size, p.stat().st_mtime_ns)
-               for f in folders.values() for files in _class_files(f).values() for p in files]  # fmt: skip
+               for f in folders.values() for files in class_files(f).values() for p in files]  # fmt: skip
     return hashlib.sha1(repr((listing, size)).encode()).hexdigest()
 
 
 def imagefolder(arg: str, seed: int, size: int | None = None) -> ImageDataset:
     """Every image of the folder, decoded once (and cached, keyed by the files and the size)."""
     root = check_imagefolder(arg)
-    folders = _split_folders(root)
-    classes = list(_class_files(folders["train"]))
+    folders = split_folders(root)
+    classes = list(class_files(folders["train"]))
     key = _files_key(folders, size)
     cache = root / CACHE_FILE
     if cache.is_file():
@@ -254,7 +194,7 @@ def imagefolder(arg: str, seed: int, size: int | None = None) -> ImageDataset:
                 return from_splits(f"imagefolder:{root.name}", x, y, len(classes), seed)
     x, y, shapes = {}, {}, set()
     for split, folder in folders.items():
-        found = _class_files(folder)
+        found = class_files(folder)
         unknown = sorted(set(found) - set(classes))
         if unknown:
             raise ValueError(f"{folder} has classes {unknown} that {folders['train']} does not have")
@@ -278,10 +218,6 @@ def imagefolder(arg: str, seed: int, size: int | None = None) -> ImageDataset:
 
 
 # ---------------------------------------------------------------------------- npz
-def check_npz(arg: str) -> Path:
-    return _existing(arg, "npz needs a file: 'npz:/path/data.npz' with x_train and y_train", "npz file", is_file=True)
-
-
 def _channels_first(x: np.ndarray, path: Path, key: str) -> np.ndarray:
     if x.ndim == 3:
         return x[:, None]
@@ -309,14 +245,10 @@ def npz(arg: str, seed: int) -> ImageDataset:
     return from_splits(f"npz:{path.stem}", x, y, num_classes, seed)
 
 
-#: source -> (loader(argument, seed), check(argument) without reading); the sizing ones take ``size``
+#: source -> loader(argument, seed) (its check without reading: :data:`raynas.data_specs.CHECKS`); the sizing ones take ``size``
 LOADERS: dict[str, Callable[..., ImageDataset]] = {
     "digits": digits, "synthetic": synthetic, "cifar10": cifar10, "cifar100": cifar100,
     "cifar100-coarse": cifar100_coarse, "imagefolder": imagefolder, "npz": npz,
-}  # fmt: skip
-CHECKS: dict[str, Callable[[str], object]] = {
-    "synthetic": check_synthetic, "cifar10": check_cifar10, "cifar100": check_cifar100,
-    "cifar100-coarse": check_cifar100, "imagefolder": check_imagefolder, "npz": check_npz,
 }  # fmt: skip
 #: sources that decode images at a given size themselves (the others are resized after loading)
 DECODE_AT_SIZE = ("imagefolder",)

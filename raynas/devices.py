@@ -3,18 +3,19 @@
 Inside a Ray trial or task the GPUs Ray assigned are the visible ones (Ray sets
 ``CUDA_VISIBLE_DEVICES``), so "the trial's GPU" is ``cuda:0`` of the process.  One pure
 function decides the device from what was asked and what is there; it is tested with given
-GPU lists, and every place that runs a network asks it.
+GPU lists, and every place that runs a network asks it.  torch is imported by the functions
+that use it: the names and their checks serve the driver's checks, which run before torch loads.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def check_device_name(requested: str) -> str:
@@ -34,6 +35,8 @@ def resolve_device(requested: str = "auto", gpu_ids: Sequence[Any] = (), cuda_co
         gpu_ids: the GPUs Ray assigned to this worker (``ray.get_gpu_ids()``).
         cuda_count: visible CUDA devices (default: ``torch.cuda.device_count()``).
     """
+    import torch
+
     count = torch.cuda.device_count() if cuda_count is None else cuda_count
     kind, _, index = check_device_name(requested).partition(":")
     if kind == "cpu":
@@ -68,10 +71,14 @@ def autocast(device: torch.device, precision: str) -> Iterator[None]:
     if precision == "32":
         yield
         return
-    with torch.autocast(device_type=device.type, dtype=_DTYPES[precision]):
+    import torch
+
+    with torch.autocast(device_type=device.type, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[precision]):
         yield
 
 
 def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     """A gradient scaler: active for fp16 (whose small gradients underflow), a no-op otherwise."""
+    import torch
+
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")

@@ -15,14 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ray import tune
-
 from raynas import storage
 from raynas.io import atomic_write, write_parquet_atomic
 from raynas.parallel import ray_session
 from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table
 from raynas.benchmarks import check_table
-from raynas.data import check_dataset
+from raynas.data_specs import check_dataset
 from raynas.trainables.registry import TrainableInfo, trainable_info
 from search_spaces import SearchSpace, as_space
 from searchers.registry import available_searchers
@@ -182,6 +180,8 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
     """Trainer constants (the space by name: the object itself reaches the trials through
     ``tune.with_parameters``); the searcher supplies the architecture keys.  A trainable that
     trains the whole space in every trial (a supernet) runs one trial per seed instead."""
+    from ray import tune
+
     info = settings.trainable_info
     config = settings.trial_constants(settings.space, settings.dataset)
     if not info.searches_archs:
@@ -242,6 +242,8 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         name = settings.name or f"{settings.space.name}-{settings.searcher}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
         benchmark = str(Path(settings.benchmark).expanduser().resolve()) if settings.benchmark else None
         settings = dataclasses.replace(settings, name=name, benchmark=benchmark)
+    from ray import tune
+
     searcher = None if resume else _searcher(settings)
     shared = _shared_input(settings)
     with ray_session(settings.address, log_to_driver=True):

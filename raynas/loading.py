@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ray import cloudpickle
-
 
 def is_object_spec(spec: str) -> bool:
     """Whether ``spec`` names an object (``file.py:NAME`` or ``module:NAME``), not a registry name."""
@@ -62,5 +60,7 @@ def _module_from_file(path: Path, file: str) -> Any:
         raise
     finally:
         sys.path.pop(0)
+    from ray import cloudpickle
+
     cloudpickle.register_pickle_by_value(module)
     return module

@@ -1,6 +1,9 @@
 """Search spaces as Ray Tune sampling domains.  Importing this package registers the
 built-in spaces, so ``get_space(name)`` finds them; ``FunctionSpace`` makes one from a
-user's own model function."""
+user's own model function.
+
+Importing the package needs neither torch nor Ray Tune (the networks and Tune's domains
+are imported when first built), so the CLI checks a space in the driver at once."""
 from search_spaces.base import SearchSpace, as_rng, check_choice
 from search_spaces.registry import (
     as_space,
@@ -31,3 +34,4 @@ __all__ = [
     "register_space",
     "space_listing",
 ]
+

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import abc
 import numbers
-from typing import Any, Hashable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Hashable, Iterable, Iterator, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
-from torch import nn
 
 from raynas.arch import Arch
+
+if TYPE_CHECKING:
+    from torch import nn
 
 RngLike = np.random.Generator | int | None
 

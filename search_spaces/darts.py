@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import networkx as nx
-from ray import tune
-from torch import nn
 
 from raynas.arch import Arch
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
-from search_spaces.darts_net import OPS, NetworkCIFAR
 from search_spaces.registry import register_space
+from search_spaces.vocabulary import DARTS_OPS as OPS
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CellSpec = tuple[tuple[str, int], ...]
 Spec = tuple[CellSpec, CellSpec]
@@ -207,6 +208,8 @@ class DartsSpace(SearchSpace):
         each key independently (random search, TPE, Nevergrad, Optuna) never propose an
         invalid one, and configs and pair-sorted genotypes correspond one to one.
         """
+        from ray import tune
+
         domains: dict[str, Any] = {}
         for cell in CELLS:
             domains |= {f"{cell}_op_{j}": tune.choice(list(self.ops)) for j in range(NUM_ENTRIES)}
@@ -300,6 +303,8 @@ class DartsSpace(SearchSpace):
         allowed = ("C", "layers", "auxiliary", "drop_path_prob", "stem_multiplier", "affine_ops", "pool_bn")
         self._check_build("DARTS", build, allowed, num_classes, in_shape)
         normal, reduce = self._own(arch).spec
+        from search_spaces.darts_net import NetworkCIFAR
+
         return NetworkCIFAR(
             normal,
             reduce,

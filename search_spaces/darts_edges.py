@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ray import tune
-
 from search_spaces.base import check_choice
 from search_spaces.darts import CELLS, NUM_NODES, CellSpec, DartsSpace, Spec
 from search_spaces.registry import register_space
@@ -56,6 +54,8 @@ class DartsEdgeSpace(DartsSpace):
 
     def tune_space(self) -> dict[str, Any]:
         """Per cell and edge: a categorical op and a categorical weight (28 keys per cell)."""
+        from ray import tune
+
         domains: dict[str, Any] = {}
         for cell in CELLS:
             for e in range(len(EDGES)):

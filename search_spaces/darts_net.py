@@ -19,15 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-OPS: tuple[str, ...] = (
-    "max_pool_3x3",
-    "avg_pool_3x3",
-    "skip_connect",
-    "sep_conv_3x3",
-    "sep_conv_5x5",
-    "dil_conv_3x3",
-    "dil_conv_5x5",
-)
+from search_spaces.vocabulary import DARTS_OPS as OPS
+
 #: channels of a cell's output relative to its width: the concat of its 4 intermediate nodes
 MULTIPLIER = 4
 

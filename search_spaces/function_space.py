@@ -37,16 +37,18 @@ import json
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterator, Mapping
 
 import networkx as nx
 import numpy as np
-from ray.tune.search.sample import Categorical, Domain, Float, Integer, LogUniform, Quantized, Uniform
-from torch import nn
 
 from raynas.arch import Arch
 from search_spaces.base import RngLike, SearchSpace, as_rng
 from search_spaces.registry import register_instance
+
+if TYPE_CHECKING:  # Tune's domains and torch are imported where used: defining a space needs neither
+    from ray.tune.search.sample import Domain
+    from torch import nn
 
 Condition = Callable[[Mapping[str, Any]], bool]
 #: keyword arguments ``build`` passes when the function takes them
@@ -125,6 +127,8 @@ def _same(a: Any, b: Any) -> bool:
 
 def param(name: str, domain: Domain) -> Param:
     """The :class:`Param` of a Tune domain; a ValueError naming what is not supported."""
+    from ray.tune.search.sample import Categorical, Float, Integer, LogUniform, Quantized, Uniform
+
     sampler = domain.get_sampler()
     q = sampler.q if isinstance(sampler, Quantized) else None
     if isinstance(domain, Categorical):
@@ -173,6 +177,8 @@ class FunctionSpace(SearchSpace):
             raise ValueError(f"name must be a non-empty word (no spaces, ':', '|' or '/'), got {name!r}")
         self.name = name
         self.build_fn = build_fn
+        from ray.tune.search.sample import Domain
+
         self.params = [param(k, v) for k, v in params.items() if isinstance(v, Domain)]
         self.constants = {k: v for k, v in params.items() if not isinstance(v, Domain)}
         if not self.params:
@@ -295,6 +301,8 @@ class FunctionSpace(SearchSpace):
         kwargs = {**self.constants, **self._config_from_spec(self._canonical_spec(self._own(arch).spec)), **build}
         kwargs |= {k: v for k, v in network.items() if k in parameters and k not in kwargs}
         model = self.build_fn(**kwargs)
+        from torch import nn
+
         if not isinstance(model, nn.Module):
             raise ValueError(f"{self.build_fn.__name__}(...) must return a torch.nn.Module, got {type(model).__name__}")
         return model

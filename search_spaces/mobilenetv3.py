@@ -24,16 +24,18 @@ from __future__ import annotations
 
 import numbers
 import re
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import networkx as nx
-from ray import tune
-from torch import nn
 
 from raynas.arch import Arch
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
-from search_spaces.mobilenetv3_net import STAGE_ACTS, STAGE_SE, STAGE_STRIDES, STAGE_WIDTHS, OFAMobileNetV3
 from search_spaces.registry import register_space
+from search_spaces.vocabulary import STAGE_ACTS, STAGE_SE, STAGE_STRIDES, STAGE_WIDTHS
+
+if TYPE_CHECKING:
+    from torch import nn
+
 
 #: (kernels, expand ratios, depths): 20, 20 and 5 ints, OFA's ``ks``, ``e``, ``d``
 Spec = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]
@@ -154,6 +156,8 @@ class MobileNetV3Space(SearchSpace):
     def tune_space(self) -> dict[str, Any]:
         """Per stage a depth key, then kernel and expand keys for all four blocks (the keys of
         blocks beyond the depth are drawn too, as OFA does, and do not change the network)."""
+        from ray import tune
+
         allowed = {"depth": DEPTHS, "kernel": KERNELS, "expand": EXPANDS}
         return {key: tune.choice(list(allowed[key.rsplit("_", 1)[1]])) for key in CONFIG_KEYS}
 
@@ -214,6 +218,8 @@ class MobileNetV3Space(SearchSpace):
         check_choice("stem_stride", stem_stride, (1, 2))
         if not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout: {dropout!r} is not allowed; it must be in [0, 1)")
+        from search_spaces.mobilenetv3_net import OFAMobileNetV3
+
         return OFAMobileNetV3(
             stage_blocks(self._own(arch).spec), num_classes=int(num_classes), in_channels=in_shape[0],
             width=float(width), stem_stride=int(stem_stride), dropout=dropout,

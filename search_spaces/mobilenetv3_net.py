@@ -27,16 +27,18 @@ from typing import Sequence
 import torch
 from torch import nn
 
-STEM_WIDTH = 16
-FIRST_BLOCK_WIDTH = 16
-STAGE_WIDTHS: tuple[int, ...] = (24, 40, 80, 112, 160)
-STAGE_STRIDES: tuple[int, ...] = (2, 2, 2, 1, 2)
-STAGE_ACTS: tuple[str, ...] = ("relu", "relu", "h_swish", "h_swish", "h_swish")
-STAGE_SE: tuple[bool, ...] = (False, True, False, True, True)
-FINAL_EXPAND_WIDTH = 960
-FEATURE_MIX_WIDTH = 1280
-CHANNEL_DIVISOR = 8
-SE_REDUCTION = 4
+from search_spaces.vocabulary import (
+    CHANNEL_DIVISOR,
+    FEATURE_MIX_WIDTH,
+    FINAL_EXPAND_WIDTH,
+    FIRST_BLOCK_WIDTH,
+    SE_REDUCTION,
+    STAGE_ACTS,
+    STAGE_SE,
+    STAGE_STRIDES,
+    STAGE_WIDTHS,
+    STEM_WIDTH,
+)  # fmt: skip
 
 #: per stage, the ``(kernel, expand)`` of each active block in order
 StageBlocks = Sequence[Sequence[tuple[int, int]]]

@@ -36,18 +36,25 @@ from __future__ import annotations
 
 import numbers
 import re
-from typing import Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
 
 import networkx as nx
-from ray import tune
-from torch import nn
 
 from raynas.arch import Arch
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
-from search_spaces.nago_net import (
-    LEVELS, OPS, NAGONetwork, effective_k, network_params, sample_dag, split_stages, width_for_budget,
+from search_spaces.nago_graphs import (
+    LEVELS,
+    OPS,
+    effective_k,
+    network_params,
+    sample_dag,
+    split_stages,
+    width_for_budget,
 )  # fmt: skip
 from search_spaces.registry import register_space
+
+if TYPE_CHECKING:
+    from torch import nn
 
 NODES = (3, 10)
 KS = (2, 5)
@@ -218,6 +225,8 @@ class NagoSpace(SearchSpace):
     def tune_space(self) -> dict[str, Any]:
         """``tune.randint`` for node counts and ``k`` (upper bound exclusive, as Tune's),
         ``tune.uniform`` for ``p``; ``tune.choice`` for the ratios when they are searched."""
+        from ray import tune
+
         domains: dict[str, Any] = {}
         for name in HYPER:
             level, field = name.split("_")
@@ -319,6 +328,8 @@ class NagoSpace(SearchSpace):
             budget = DEFAULT_BUDGET if param_budget is None else _check_int("param_budget", param_budget, (1, 10**12))
             width = width_for_budget(lambda w: network_params(*args, [w * r for r in channel_ratio], *rest), budget)
         widths = [_check_int("width", width, (1, 4096)) * r for r in channel_ratio]
+        from search_spaces.nago_net import NAGONetwork
+
         return NAGONetwork(*args, widths, num_classes=rest[0], in_channels=rest[1], op=op)
 
     def cell_graph(self, arch: Arch) -> nx.DiGraph:

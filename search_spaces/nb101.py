@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import itertools
 import numbers
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
-from ray import tune
-from torch import nn
 
 from raynas.arch import Arch
 from raynas.hashing import dag_hash
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
-from search_spaces.nb101_net import OPS, NB101Network
 from search_spaces.registry import register_space
+from search_spaces.vocabulary import NB101_OPS as OPS
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Matrix = tuple[tuple[int, ...], ...]
 Spec = tuple[Matrix, tuple[str, ...]]
@@ -196,6 +197,8 @@ class NB101Space(SearchSpace):
     def tune_space(self) -> dict[str, Any]:
         """21 edge bits and 5 ops; most random configs are invalid and ``decode`` rejects
         them, so searchers should prefer :meth:`sample` / :meth:`mutate` proposals."""
+        from ray import tune
+
         return {k: tune.choice([0, 1]) for k in EDGE_KEYS} | {k: tune.choice(list(self.ops)) for k in OP_KEYS}
 
     # ------------------------------------------------------------------ tables
@@ -306,6 +309,8 @@ class NB101Space(SearchSpace):
             if not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name}: {value!r} is not allowed; it must be a positive int")
         matrix, ops = self._canonical_spec(self._own(arch).spec)
+        from search_spaces.nb101_net import NB101Network
+
         return NB101Network(
             matrix, ops, num_classes=num_classes, in_channels=in_shape[0], stem_channels=stem_channels,
             num_stacks=num_stacks, num_modules_per_stack=num_modules_per_stack,

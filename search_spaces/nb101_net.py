@@ -22,7 +22,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-OPS: tuple[str, ...] = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")
+from search_spaces.vocabulary import NB101_OPS as OPS
+
 _BN_MOMENTUM = 1.0 - 0.997  # TF's moving-average decay, in PyTorch's convention
 _BN_EPS = 1e-5
 _TRUNC_STD = 0.87962566103423978  # std of a unit normal truncated to +-2 (TF's variance scaling)

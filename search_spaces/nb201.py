@@ -11,21 +11,22 @@ import itertools
 import random
 import re
 from functools import cached_property, lru_cache
-from typing import Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import networkx as nx
 import numpy as np
-from ray import tune
-from torch import nn
 
 from raynas.arch import Arch
 from raynas.hashing import dag_hash
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
-from search_spaces.nb201_net import OPS, NB201Cell, NB201Network
 from search_spaces.registry import register_space
+from search_spaces.vocabulary import NB201_EDGES as EDGES
+from search_spaces.vocabulary import NB201_OPS as OPS
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Spec = tuple[str, str, str, str, str, str]
-EDGES = NB201Cell.EDGES
 CONFIG_KEYS: tuple[str, ...] = tuple(f"edge_{j}_{i}" for j, i in EDGES)
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d)$")
 _SHUFFLE_SEED = 88
@@ -157,6 +158,8 @@ class NB201Space(SearchSpace):
 
     # ------------------------------------------------------------------ Tune side
     def tune_space(self) -> dict[str, Any]:
+        from ray import tune
+
         return {k: tune.choice(list(self.ops)) for k in CONFIG_KEYS}
 
     # ------------------------------------------------------------------ official index
@@ -206,6 +209,8 @@ class NB201Space(SearchSpace):
     ) -> nn.Module:
         """The NB201 network (defaults: the benchmark's C=16, N=5)."""
         self._check_build("NB201", build, ("C", "N"), num_classes, in_shape)
+        from search_spaces.nb201_net import NB201Network
+
         return NB201Network(self._own(arch).spec, num_classes=num_classes, in_channels=in_shape[0], C=C, N=N)
 
     def cell_graph(self, arch: Arch) -> nx.DiGraph:

@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+from search_spaces.vocabulary import NB201_EDGES, NB201_OPS as OPS
 
 
 class ReLUConvBN(nn.Sequential):
@@ -54,7 +54,7 @@ class NB201Cell(nn.Module):
     ``ops`` lists the six edge ops in arch-string order: 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2.
     """
 
-    EDGES: tuple[tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+    EDGES = NB201_EDGES
 
     def __init__(self, ops: Sequence[str], channels: int, affine: bool = True):
         super().__init__()

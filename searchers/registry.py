@@ -8,13 +8,14 @@ factories that declared them, unless the caller's options set them already.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
-
-from ray.tune.search import Searcher
+from typing import TYPE_CHECKING, Any, Callable
 
 from search_spaces import SearchSpace, as_space
 
-Factory = Callable[..., Searcher]
+if TYPE_CHECKING:  # the factories import Tune's searchers when called: listing names needs no Ray Tune
+    from ray.tune.search import Searcher
+
+Factory = Callable[..., "Searcher"]
 _SEARCHERS: dict[str, Factory] = {}
 _USES: dict[str, tuple[str, ...]] = {}
 #: experiment facts a factory may declare it uses

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from raynas.trainables import StandaloneTrainable, TrainerSettings, register_trainable
-from raynas.trainables.standalone import REPORTS
+from raynas.trainables.registry import STANDALONE_REPORTS as REPORTS
 
 
 @dataclass(frozen=True)

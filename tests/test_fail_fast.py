@@ -3,6 +3,8 @@ fails says why and exits non-zero; a wrong ``data=`` object is refused in the dr
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pyarrow.parquet as pq
 import pytest
@@ -51,6 +53,41 @@ def test_cli_names_a_mistake_before_ray_starts(flags, message, no_ray, tmp_path,
     err = capsys.readouterr().err
     assert err.startswith("raynas search: error: ")
     assert __import__("re").search(message, err), err
+
+
+def test_the_driver_checks_without_importing_torch_or_ray_tune():
+    """What makes the checks answer at once (about 0.6 s for ``raynas search --set lrr=0.1``
+    against 6 s when the check imported torch and Ray Tune): a fresh interpreter runs every
+    check of a wrong search and a right one, and neither package is loaded afterwards."""
+    code = """
+import sys
+from raynas.cli import main
+assert main(["search", "--set", "lrr=0.1"]) == 2
+assert main(["search", "--space", "nb20"]) == 2
+from raynas.experiment import SearchSettings
+for space in ("nb201", "nb101", "darts", "darts-edges", "mobilenetv3", "nago"):
+    SearchSettings(space=space, searcher="embedding-gp", trainer_options={"lr": 0.1}).check()
+SearchSettings(space="nb201", trainable="supernet").check()
+SearchSettings(space="nago", trainable="sampled").check()
+SearchSettings(trainable="selfsup", dataset="synthetic:64").check()
+print(sorted(m for m in ("torch", "ray.tune", "ray") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr
+
+
+def test_the_declarations_match_what_they_declare():
+    """The torch-free declarations the driver checks against name the real things."""
+    from raynas.data_sources import LOADERS
+    from raynas.data_specs import CHECKS, SOURCES
+    from raynas.trainables import available_trainables, trainable_info
+    from raynas.trainables.settings import SUPERNET_SPACES
+    from raynas.trainables.supernet_net import SUPERNETS
+
+    assert set(LOADERS) == set(SOURCES) and set(CHECKS) <= set(SOURCES)
+    assert set(SUPERNETS) == set(SUPERNET_SPACES)
+    for name in available_trainables():
+        assert trainable_info(name).cls.__name__.endswith("Trainable")
 
 
 def test_a_benchmark_table_of_another_space_names_the_right_one(no_ray, tmp_path, capsys):

@@ -14,7 +14,7 @@ from raynas.graph import trace
 from search_spaces import get_space
 from raynas.trainables.sampled import SampledTrainable
 from search_spaces.nago import HYPER
-from search_spaces.nago_net import effective_k, network_params, sample_dag, sinks, split_stages
+from search_spaces.nago_graphs import effective_k, network_params, sample_dag, sinks, split_stages
 
 SPACE = get_space("nago")
 TEXT = "top=ws(n=6,k=4,p=0.75)|mid=er(n=5,p=0.5)|bot=ws(n=4,k=2,p=0.3)|stages=1:1:1|channels=1:2:4|seed=0"
@@ -81,7 +81,7 @@ def test_disconnected_draws_are_retried_then_raise_a_clear_error():
 
 
 def _seed(s: int) -> int:
-    from search_spaces.nago_net import level_seed
+    from search_spaces.nago_graphs import level_seed
 
     return level_seed(s, 1, 0)
 

@@ -15,7 +15,8 @@ from raynas.cli import main as cli_main
 from raynas.data import load_dataset
 from raynas.experiment import SearchSettings
 from raynas.trainables import ContrastiveModel, MemoryBankNCE, SelfSupervisedTrainable
-from raynas.views import ViewSettings, random_view
+from raynas.trainables.settings import ViewSettings
+from raynas.trainables.views import random_view
 from searchers import make_searcher
 from search_spaces import get_space
 from search_spaces.darts_edges import EDGE_WEIGHTS, EDGES, derive_cell

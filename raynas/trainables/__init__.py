@@ -1,61 +1,74 @@
 """Tune trainables, one module each: stand-alone training, benchmark look-up, label-free
 (contrastive) training, generator-level sampling (NAGO) and the weight-sharing supernet.
 
-Importing this package registers them (``trainable_info(name)``, ``available_trainables()``).
+``trainable_info(name)`` / ``available_trainables()`` know the built-in ones (declared in
+:mod:`raynas.trainables.registry`).  The trainables themselves (torch, Ray Tune) are imported
+on first use, so the driver's checks of trainer keys and metrics run before either loads.
 """
-from raynas.trainables.base import ReconfigurableTrainable
-from raynas.trainables.benchmark import BenchmarkTrainable, load_benchmark
-from raynas.trainables.contrastive import ContrastiveModel, MemoryBankNCE, NTXentLoss, knn_accuracy
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from raynas.trainables.registry import (
     TrainableInfo,
     available_trainables,
+    declare_trainable,
     register_trainable,
     trainable_info,
     with_data,
 )
-from raynas.trainables.sampled import SampledTrainable
-from raynas.trainables.selfsup import ContrastiveTraining, SelfSupervisedTrainable, SelfSupSettings
-from raynas.trainables.settings import TrainerSettings, decode_trial
-from raynas.trainables.standalone import ArchTraining, StandaloneTrainable, accuracy
-from raynas.trainables.supernet import SupernetSettings, SupernetTrainable, load_supernet_state
-from raynas.trainables.supernet_search import (
-    evolution_search,
-    kendall_tau,
-    random_search,
-    score_archs,
-    sparse_kendall_tau,
-    top_k_overlap,
+from raynas.trainables.settings import (
+    BenchmarkSettings,
+    SampledSettings,
+    SelfSupSettings,
+    SupernetSettings,
+    TrainerSettings,
+    decode_trial,
 )
 
+_LAZY = {
+    "ReconfigurableTrainable": "raynas.trainables.base",
+    "BenchmarkTrainable": "raynas.trainables.benchmark",
+    "load_benchmark": "raynas.trainables.benchmark",
+    "ContrastiveModel": "raynas.trainables.contrastive",
+    "MemoryBankNCE": "raynas.trainables.contrastive",
+    "NTXentLoss": "raynas.trainables.contrastive",
+    "knn_accuracy": "raynas.trainables.contrastive",
+    "SampledTrainable": "raynas.trainables.sampled",
+    "ContrastiveTraining": "raynas.trainables.selfsup",
+    "SelfSupervisedTrainable": "raynas.trainables.selfsup",
+    "ArchTraining": "raynas.trainables.standalone",
+    "StandaloneTrainable": "raynas.trainables.standalone",
+    "accuracy": "raynas.trainables.standalone",
+    "SupernetTrainable": "raynas.trainables.supernet",
+    "load_supernet_state": "raynas.trainables.supernet",
+    "evolution_search": "raynas.trainables.supernet_search",
+    "kendall_tau": "raynas.trainables.supernet_search",
+    "random_search": "raynas.trainables.supernet_search",
+    "score_archs": "raynas.trainables.supernet_search",
+    "sparse_kendall_tau": "raynas.trainables.supernet_search",
+    "top_k_overlap": "raynas.trainables.supernet_search",
+}
+
 __all__ = [
-    "ArchTraining",
-    "BenchmarkTrainable",
-    "ContrastiveModel",
-    "ContrastiveTraining",
-    "MemoryBankNCE",
-    "NTXentLoss",
-    "ReconfigurableTrainable",
-    "SampledTrainable",
+    "BenchmarkSettings",
+    "SampledSettings",
     "SelfSupSettings",
-    "SelfSupervisedTrainable",
-    "StandaloneTrainable",
     "SupernetSettings",
-    "SupernetTrainable",
     "TrainableInfo",
     "TrainerSettings",
-    "accuracy",
     "available_trainables",
+    "declare_trainable",
     "decode_trial",
-    "evolution_search",
-    "knn_accuracy",
-    "kendall_tau",
-    "load_benchmark",
-    "load_supernet_state",
-    "random_search",
     "register_trainable",
-    "score_archs",
-    "sparse_kendall_tau",
-    "top_k_overlap",
     "trainable_info",
     "with_data",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'raynas.trainables' has no attribute {name!r}")

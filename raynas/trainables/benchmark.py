@@ -7,14 +7,11 @@ search can be budgeted in simulated time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from raynas.benchmarks import TabularBenchmark
-from search_spaces import SearchSpace
 from raynas.trainables.base import ReconfigurableTrainable
-from raynas.trainables.registry import register_trainable
 
 
 @lru_cache(maxsize=4)
@@ -23,25 +20,6 @@ def load_benchmark(path: str, space: str, dataset: str) -> TabularBenchmark:
     return TabularBenchmark.from_parquet(path, space, dataset)
 
 
-@dataclass(frozen=True)
-class BenchmarkSettings:
-    """The trainer keys of a look-up trial."""
-
-    space: str | SearchSpace = "nb201"
-    benchmark: str = ""  # the Parquet table
-    dataset: str = "cifar10"  # its <dataset>_*_acc columns
-    seed: int = 0  # unused: a look-up is deterministic; accepted as every trainable's key
-
-
-#: what a look-up trial reports (the cost columns only where the table has them)
-REPORTS = {"val_acc": "max", "test_acc": "max", "params": "min", "flops": "min", "latency_s": "min",
-           "simulated_time_s": "min", "epoch": "max"}  # fmt: skip
-
-
-@register_trainable(
-    "benchmark", "looks each architecture up in a benchmark table",
-    settings=BenchmarkSettings, metric="val_acc", reports=REPORTS, shared="benchmark", checkpoint_frequency=0,
-)
 class BenchmarkTrainable(ReconfigurableTrainable):
     """Config keys: the space's keys, ``space``, ``benchmark`` (Parquet path), ``dataset``.
 

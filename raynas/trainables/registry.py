@@ -5,12 +5,26 @@ the metric a search optimises by default, the metrics it reports (and the mode o
 often it checkpoints, the large read-only input Tune shares with its trials, and the spaces
 it can train.  The experiment reads these declarations instead of knowing trainables by name,
 so adding a trainable is one file that calls :func:`register_trainable`.
+
+The built-in trainables are declared at the end of this module with their class as a
+``"module:Class"`` path, imported when a trial first needs it: the driver checks names,
+metrics and trainer keys against the declarations before torch or Ray Tune is imported.
 """
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar
+
+from raynas.trainables.settings import (
+    SUPERNET_SPACES,
+    BenchmarkSettings,
+    SampledSettings,
+    SelfSupSettings,
+    SupernetSettings,
+    TrainerSettings,
+)
 
 T = TypeVar("T", bound=type)
 #: the large inputs a trainable can take through ``tune.with_parameters``
@@ -24,7 +38,8 @@ class TrainableInfo:
     Attributes:
         name: the registry name.
         summary: what it does, in a few words (CLI help, errors).
-        cls: the Tune class trainable.
+        target: the Tune class trainable, or its ``"module:Class"`` path (imported on
+            first use of :attr:`cls`).
         settings: the dataclass of its trainer keys (names, types, defaults, ``check()``).
         metric: the metric a search optimises when none is given.
         reports: every metric it reports, with the mode a search on it uses.
@@ -39,7 +54,7 @@ class TrainableInfo:
 
     name: str
     summary: str
-    cls: type
+    target: type | str
     settings: type
     metric: str
     reports: Mapping[str, str]
@@ -47,6 +62,14 @@ class TrainableInfo:
     checkpoint_frequency: int = 1
     spaces: tuple[str, ...] | None = None
     searches_archs: bool = True
+
+    @property
+    def cls(self) -> type:
+        """The Tune class trainable (imported here the first time for a declared path)."""
+        if isinstance(self.target, str):
+            module, _, name = self.target.partition(":")
+            return getattr(importlib.import_module(module), name)
+        return self.target
 
     def mode(self, metric: str) -> str:
         """The mode of ``metric`` (``"max"`` for a metric it does not declare)."""
@@ -90,25 +113,35 @@ def register_trainable(
     searches_archs: bool = True,
 ) -> Callable[[T], T]:
     """Class decorator: make a Tune class trainable runnable as ``--trainable name``."""
-    if shared not in SHARED_INPUTS:
-        raise ValueError(f"shared must be one of {SHARED_INPUTS}, got {shared!r}")
-    if metric not in reports or any(m not in ("max", "min") for m in reports.values()):
-        raise ValueError(f"reports must map metric names to 'max'/'min' and include the default metric {metric!r}")
+    _check_declaration(name, shared, metric, reports)
 
     def deco(cls: T) -> T:
-        if name in _TRAINABLES:
-            raise ValueError(f"trainable {name!r} is already registered")
-        _TRAINABLES[name] = TrainableInfo(
+        declare_trainable(TrainableInfo(
             name, summary, cls, settings, metric, dict(reports), shared, checkpoint_frequency, spaces, searches_archs
-        )
+        ))  # fmt: skip
         return cls
 
     return deco
 
 
+def declare_trainable(info: TrainableInfo) -> TrainableInfo:
+    """Register ``info`` (its class may be a ``"module:Class"`` path, imported on first use)."""
+    _check_declaration(info.name, info.shared, info.metric, info.reports)
+    _TRAINABLES[info.name] = info
+    return info
+
+
+def _check_declaration(name: str, shared: str, metric: str, reports: Mapping[str, str]) -> None:
+    if shared not in SHARED_INPUTS:
+        raise ValueError(f"shared must be one of {SHARED_INPUTS}, got {shared!r}")
+    if metric not in reports or any(m not in ("max", "min") for m in reports.values()):
+        raise ValueError(f"reports must map metric names to 'max'/'min' and include the default metric {metric!r}")
+    if name in _TRAINABLES:
+        raise ValueError(f"trainable {name!r} is already registered")
+
+
 def trainable_info(name: str) -> TrainableInfo:
-    """The registered trainable ``name`` (importing this module imports :mod:`raynas.trainables`
-    first, which registers the built-in ones)."""
+    """The registered trainable ``name`` (a built-in one or one a user registered)."""
     try:
         return _TRAINABLES[name]
     except KeyError:
@@ -135,4 +168,41 @@ def with_data(trainable: type | str, data: Any, space: Any = None) -> Any:
 
 def available_trainables() -> list[str]:
     return sorted(_TRAINABLES)
+
+
+# ---------------------------------------------------------------- the built-in trainables
+#: what a stand-alone trial reports (with the mode a search on it would use)
+STANDALONE_REPORTS = {"val_acc": "max", "test_acc": "max", "train_loss": "min", "params": "min", "flops": "min",
+                      "epoch": "max", "epoch_time_s": "min"}  # fmt: skip
+#: what a look-up trial reports (the cost columns only where the table has them)
+BENCHMARK_REPORTS = {"val_acc": "max", "test_acc": "max", "params": "min", "flops": "min", "latency_s": "min",
+                     "simulated_time_s": "min", "epoch": "max"}  # fmt: skip
+#: what a label-free trial reports (``knn_acc`` only with ``knn_probe=True``)
+SELFSUP_REPORTS = {"ssl_loss": "min", "knn_acc": "max", "params": "min", "flops": "min", "epoch": "max",
+                   "epoch_time_s": "min"}  # fmt: skip
+SAMPLED_REPORTS = {**STANDALONE_REPORTS, "val_acc_std": "min", "val_acc_min": "max"}
+SUPERNET_REPORTS = {"val_acc": "max", "probe_best_acc": "max", "rank_stability": "max", "train_loss": "min",
+                    "params": "min", "epoch": "max", "epoch_time_s": "min", "probe_time_s": "min"}  # fmt: skip
+
+_T = "raynas.trainables."
+declare_trainable(TrainableInfo(
+    "standalone", "trains each architecture from scratch", _T + "standalone:StandaloneTrainable",
+    TrainerSettings, "val_acc", STANDALONE_REPORTS,
+))  # fmt: skip
+declare_trainable(TrainableInfo(
+    "benchmark", "looks each architecture up in a benchmark table", _T + "benchmark:BenchmarkTrainable",
+    BenchmarkSettings, "val_acc", BENCHMARK_REPORTS, shared="benchmark", checkpoint_frequency=0,
+))  # fmt: skip
+declare_trainable(TrainableInfo(
+    "selfsup", "trains without labels, on a contrastive loss", _T + "selfsup:SelfSupervisedTrainable",
+    SelfSupSettings, "ssl_loss", SELFSUP_REPORTS,
+))  # fmt: skip
+declare_trainable(TrainableInfo(
+    "sampled", "trains several networks drawn from each NAGO generator", _T + "sampled:SampledTrainable",
+    SampledSettings, "val_acc", SAMPLED_REPORTS, spaces=("nago",),
+))  # fmt: skip
+declare_trainable(TrainableInfo(
+    "supernet", "trains one weight-sharing supernet of the space per trial", _T + "supernet:SupernetTrainable",
+    SupernetSettings, "val_acc", SUPERNET_REPORTS, spaces=SUPERNET_SPACES, searches_archs=False,
+))  # fmt: skip
 

@@ -8,39 +8,18 @@ architecture, and reports their mean and spread.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from raynas.trainables.base import ReconfigurableTrainable
-from raynas.trainables.registry import register_trainable
-from raynas.trainables.settings import TrainerSettings
-from raynas.trainables.standalone import REPORTS as STANDALONE_REPORTS
+from raynas.trainables.settings import SampledSettings
 from raynas.trainables.standalone import ArchTraining
 from search_spaces.nago import NagoSpace
 
-MAX_SAMPLES = 1000
-REPORTS = {**STANDALONE_REPORTS, "val_acc_std": "min", "val_acc_min": "max"}
 
 
-@dataclass(frozen=True)
-class SampledSettings(TrainerSettings):
-    """The stand-alone trainer keys plus how many networks a trial draws from its generator."""
-
-    graph_samples: int = 1
-
-    def check(self) -> None:
-        super().check()
-        if not 1 <= self.graph_samples <= MAX_SAMPLES:
-            raise ValueError(f"graph_samples: {self.graph_samples!r} is not allowed; allowed values are the integers 1..{MAX_SAMPLES}")
-
-
-@register_trainable(
-    "sampled", "trains several networks drawn from each NAGO generator",
-    settings=SampledSettings, metric="val_acc", reports=REPORTS, spaces=("nago",),
-)
 class SampledTrainable(ReconfigurableTrainable):
     """Trains ``graph_samples`` draws of one generator config; reports their mean and spread.
 

@@ -18,7 +18,6 @@ where it stopped.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
@@ -26,56 +25,9 @@ from torch import nn
 
 from raynas.data import ImageDataset, normalise
 from raynas.trainables.contrastive import ContrastiveModel, MemoryBankNCE, NTXentLoss, knn_accuracy
-from raynas.trainables.settings import TrainerSettings
-from raynas.trainables.registry import register_trainable
+from raynas.trainables.settings import SelfSupSettings
 from raynas.trainables.standalone import ArchTraining, StandaloneTrainable
-from raynas.views import ViewSettings, random_view
-
-SSL_METHODS = ("simclr", "nce")
-#: SimCLR's CIFAR-10 temperature; Wu et al.'s memory-bank NCE temperature
-DEFAULT_TEMPERATURE = {"simclr": 0.5, "nce": 0.07}
-#: what a label-free trial reports (``knn_acc`` only with ``knn_probe=True``)
-REPORTS = {"ssl_loss": "min", "knn_acc": "max", "params": "min", "flops": "min", "epoch": "max", "epoch_time_s": "min"}
-
-
-@dataclass(frozen=True)
-class SelfSupSettings(TrainerSettings):
-    """Trainer keys of :class:`TrainerSettings` (``augment`` does not apply: both views are
-    always augmented) plus the contrastive ones."""
-
-    epochs: int = 10
-    data_portion: float = 0.5
-    batch_size: int = 128
-    ssl_method: str = "simclr"
-    temperature: float | None = None  # None: DEFAULT_TEMPERATURE[ssl_method]
-    proj_dim: int = 128
-    crop_scale: float = 0.2
-    jitter: float = 0.5
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-    nce_negatives: int = 4096
-    bank_momentum: float = 0.5
-    knn_probe: bool = False
-    knn_k: int = 20
-
-    def check(self) -> None:
-        super().check()
-        if self.ssl_method not in SSL_METHODS:
-            raise ValueError(f"ssl_method must be one of {list(SSL_METHODS)}, got {self.ssl_method!r}")
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0 (or None for the method's default), got {self.temperature!r}")
-        for name in ("proj_dim", "nce_negatives", "knn_k"):
-            if not getattr(self, name) >= 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        self.views(flip=True).check()
-
-    @property
-    def tau(self) -> float:
-        return self.temperature if self.temperature is not None else DEFAULT_TEMPERATURE[self.ssl_method]
-
-    def views(self, flip: bool) -> ViewSettings:
-        return ViewSettings(self.crop_scale, flip, self.jitter, self.jitter_p, self.grayscale_p)
-
+from raynas.trainables.views import random_view
 
 def check_in_memory(data: object) -> None:
     """Contrastive training indexes the train images (memory bank, views of a batch by index):
@@ -152,10 +104,6 @@ class ContrastiveTraining(ArchTraining):
         return {}  # no test accuracy: that would need labels
 
 
-@register_trainable(
-    "selfsup", "trains without labels, on a contrastive loss",
-    settings=SelfSupSettings, metric="ssl_loss", reports=REPORTS,
-)
 class SelfSupervisedTrainable(StandaloneTrainable):
     """Contrastive training of ``space.decode(config)`` (:class:`ContrastiveTraining`);
     reports ``ssl_loss`` every epoch.

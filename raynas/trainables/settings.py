@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Mapping
 from raynas.arch import Arch
 from raynas.devices import PRECISIONS, check_device_name
 from search_spaces import SearchSpace, as_space
+from search_spaces.base import check_choice
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,164 @@ def decode_trial(
     elif isinstance(config.get("space"), str) and config["space"] != space.name:
         raise ValueError(f"config space {config['space']!r} is not the space {space.name!r} the trial was given")
     return settings, space, space.decode(config)
+
+
+# ---------------------------------------------------------------- each trainable's own keys
+@dataclass(frozen=True)
+class BenchmarkSettings:
+    """The trainer keys of a look-up trial."""
+
+    space: str | SearchSpace = "nb201"
+    benchmark: str = ""  # the Parquet table
+    dataset: str = "cifar10"  # its <dataset>_*_acc columns
+    seed: int = 0  # unused: a look-up is deterministic; accepted as every trainable's key
+
+
+#: the most networks a sampled trial draws from one generator
+MAX_SAMPLES = 1000
+
+
+@dataclass(frozen=True)
+class SampledSettings(TrainerSettings):
+    """The stand-alone trainer keys plus how many networks a trial draws from its generator."""
+
+    graph_samples: int = 1
+
+    def check(self) -> None:
+        super().check()
+        if not 1 <= self.graph_samples <= MAX_SAMPLES:
+            raise ValueError(f"graph_samples: {self.graph_samples!r} is not allowed; allowed values are the integers 1..{MAX_SAMPLES}")
+
+
+#: the contrastive losses: SimCLR's NT-Xent, Wu et al.'s memory-bank NCE
+SSL_METHODS = ("simclr", "nce")
+#: SimCLR's CIFAR-10 temperature; Wu et al.'s memory-bank NCE temperature
+DEFAULT_TEMPERATURE = {"simclr": 0.5, "nce": 0.07}
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """Strengths of the augmentations (SimCLR's CIFAR-10 values, crop scale as in its
+    common small-image re-implementations)."""
+
+    crop_scale: float = 0.2
+    flip: bool = True
+    jitter: float = 0.5
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+
+    def check(self) -> None:
+        if not 0 < self.crop_scale <= 1:
+            raise ValueError(f"crop_scale must be in (0, 1], got {self.crop_scale!r}")
+        if not 0 <= self.jitter < 1.25:
+            raise ValueError(f"jitter must be in [0, 1.25) (factors stay positive), got {self.jitter!r}")
+        for name in ("jitter_p", "grayscale_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class SelfSupSettings(TrainerSettings):
+    """Trainer keys of :class:`TrainerSettings` (``augment`` does not apply: both views are
+    always augmented) plus the contrastive ones."""
+
+    epochs: int = 10
+    data_portion: float = 0.5
+    batch_size: int = 128
+    ssl_method: str = "simclr"
+    temperature: float | None = None  # None: DEFAULT_TEMPERATURE[ssl_method]
+    proj_dim: int = 128
+    crop_scale: float = 0.2
+    jitter: float = 0.5
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    nce_negatives: int = 4096
+    bank_momentum: float = 0.5
+    knn_probe: bool = False
+    knn_k: int = 20
+
+    def check(self) -> None:
+        super().check()
+        if self.ssl_method not in SSL_METHODS:
+            raise ValueError(f"ssl_method must be one of {list(SSL_METHODS)}, got {self.ssl_method!r}")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0 (or None for the method's default), got {self.temperature!r}")
+        for name in ("proj_dim", "nce_negatives", "knn_k"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        self.views(flip=True).check()
+
+    @property
+    def tau(self) -> float:
+        return self.temperature if self.temperature is not None else DEFAULT_TEMPERATURE[self.ssl_method]
+
+    def views(self, flip: bool) -> ViewSettings:
+        return ViewSettings(self.crop_scale, flip, self.jitter, self.jitter_p, self.grayscale_p)
+
+
+#: the spaces with a weight-sharing supernet (``raynas.trainables.supernet_net.SUPERNETS``)
+SUPERNET_SPACES = ("nb201", "darts")
+BN_MODES = ("recalibrate", "running", "batch")
+SAMPLINGS = ("uniform", "fair")
+EVAL_MODES = ("full", "minibatch")
+
+
+@dataclass(frozen=True)
+class SupernetSettings(TrainerSettings):
+    """Supernet training and evaluation knobs; the flat config overrides any of them.
+
+    ``bn_mode``: statistics a sub-network's BatchNorms use when it is evaluated:
+    ``"recalibrate"`` (running statistics re-estimated on ``bn_recal_batches`` training
+    batches for that sub-network first), ``"running"`` (the statistics tracked during
+    supernet training, shared by all paths) or ``"batch"`` (the evaluation batch's own).
+    ``bn_affine``: learnable BatchNorm scale/shift in the cell ops.  ``warmup_epochs``:
+    linear learning-rate warm-up before the cosine decay.  ``sampling``: ``"uniform"``
+    (each edge's op drawn independently every step) or ``"fair"`` (FairNAS: every op of
+    every edge exactly once in each group of ``len(ops)`` steps).  ``path_dropout``:
+    probability of dropping each sampled non-identity edge per sample (DARTS'
+    ``drop_path``).  ``build``: the supernet's size (low fidelity: fewer channels ``C`` /
+    cells ``N`` or ``layers``); ``data_portion``: share of the training split used.
+    ``eval_mode``: ``"full"`` (accuracy on the whole split) or ``"minibatch"`` (on one
+    fixed batch of ``batch_size`` images).  ``probe_archs``: architectures scored after
+    every epoch for the reported ranking signal (0: no probing, no ``val_acc``).
+    """
+
+    epochs: int = 60
+    lr: float = 0.05
+    batch_size: int = 64
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    warmup_epochs: int = 0
+    sampling: str = "uniform"
+    path_dropout: float = 0.0
+    bn_mode: str = "recalibrate"
+    bn_affine: bool = True
+    bn_recal_batches: int = 4
+    eval_mode: str = "full"
+    probe_archs: int = 8
+    build: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        super().check()
+        check_choice("space", as_space(self.space).name, list(SUPERNET_SPACES))
+        check_choice("bn_mode", self.bn_mode, BN_MODES)
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        if not isinstance(self.bn_affine, bool):
+            raise ValueError(f"bn_affine: {self.bn_affine!r} is not allowed; allowed values are [True, False]")
+        if not 0 <= self.path_dropout < 1:
+            raise ValueError(f"path_dropout must be in [0, 1), got {self.path_dropout!r}")
+        if not (isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs):
+            raise ValueError(f"warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
+        if not (isinstance(self.bn_recal_batches, int) and self.bn_recal_batches >= 1):
+            raise ValueError(f"bn_recal_batches must be an int >= 1, got {self.bn_recal_batches!r}")
+        if not (isinstance(self.probe_archs, int) and self.probe_archs != 1 and self.probe_archs >= 0):
+            raise ValueError(f"probe_archs must be 0 (no probing) or an int >= 2 (a ranking needs two), got {self.probe_archs!r}")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of epoch ``epoch`` (0-based): linear warm-up, then cosine to zero
+        (with no warm-up, the stand-alone trainer's per-epoch cosine)."""
+        if epoch < self.warmup_epochs:
+            return self.lr * (epoch + 1) / (self.warmup_epochs + 1)
+        span = self.epochs - self.warmup_epochs
+        return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))

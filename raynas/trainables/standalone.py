@@ -20,14 +20,8 @@ from raynas.data import ImageDataset, as_dataset
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
-from raynas.trainables.registry import register_trainable
 from raynas.trainables.settings import TrainerSettings, decode_trial
 from search_spaces import SearchSpace
-
-#: what a stand-alone trial reports (with the mode a search on it would use)
-REPORTS = {"val_acc": "max", "test_acc": "max", "train_loss": "min", "params": "min", "flops": "min",
-           "epoch": "max", "epoch_time_s": "min"}  # fmt: skip
-
 
 def count_flops(model: nn.Module, in_shape: tuple[int, ...]) -> int:
     """Multiply-accumulate count of one forward pass, from the traced computation graph."""
@@ -167,10 +161,6 @@ class ArchTraining:
         self.scaler.load_state_dict(state["scaler"])
 
 
-@register_trainable(
-    "standalone", "trains each architecture from scratch",
-    settings=TrainerSettings, metric="val_acc", reports=REPORTS, shared="data",
-)
 class StandaloneTrainable(ReconfigurableTrainable):
     """Trains ``space.decode(config)`` from scratch (:class:`ArchTraining`); reports
     ``val_acc`` every epoch and ``test_acc`` after the last.

@@ -16,10 +16,8 @@ and ``eval_mode``.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any, Hashable, Iterator, Mapping
 
 import numpy as np
@@ -32,79 +30,14 @@ from raynas.data import ImageDataset, as_dataset
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
-from raynas.trainables.registry import register_trainable
-from raynas.trainables.settings import TrainerSettings
-from raynas.trainables.supernet_net import SUPERNETS, build_supernet, use_batch_statistics
+from raynas.trainables.settings import SAMPLINGS, SupernetSettings
+from raynas.trainables.supernet_net import build_supernet, use_batch_statistics
 from search_spaces import SearchSpace, as_space
 from search_spaces.base import check_choice
 
-BN_MODES = ("recalibrate", "running", "batch")
-SAMPLINGS = ("uniform", "fair")
-EVAL_MODES = ("full", "minibatch")
 #: seed of the probe architectures, fixed so every recipe is probed on the same ones
 PROBE_SEED = 12345
 EVAL_BATCH = 256
-
-
-@dataclass(frozen=True)
-class SupernetSettings(TrainerSettings):
-    """Supernet training and evaluation knobs; the flat config overrides any of them.
-
-    ``bn_mode``: statistics a sub-network's BatchNorms use when it is evaluated:
-    ``"recalibrate"`` (running statistics re-estimated on ``bn_recal_batches`` training
-    batches for that sub-network first), ``"running"`` (the statistics tracked during
-    supernet training, shared by all paths) or ``"batch"`` (the evaluation batch's own).
-    ``bn_affine``: learnable BatchNorm scale/shift in the cell ops.  ``warmup_epochs``:
-    linear learning-rate warm-up before the cosine decay.  ``sampling``: ``"uniform"``
-    (each edge's op drawn independently every step) or ``"fair"`` (FairNAS: every op of
-    every edge exactly once in each group of ``len(ops)`` steps).  ``path_dropout``:
-    probability of dropping each sampled non-identity edge per sample (DARTS'
-    ``drop_path``).  ``build``: the supernet's size (low fidelity: fewer channels ``C`` /
-    cells ``N`` or ``layers``); ``data_portion``: share of the training split used.
-    ``eval_mode``: ``"full"`` (accuracy on the whole split) or ``"minibatch"`` (on one
-    fixed batch of ``batch_size`` images).  ``probe_archs``: architectures scored after
-    every epoch for the reported ranking signal (0: no probing, no ``val_acc``).
-    """
-
-    epochs: int = 60
-    lr: float = 0.05
-    batch_size: int = 64
-    weight_decay: float = 5e-4
-    grad_clip: float = 5.0
-    warmup_epochs: int = 0
-    sampling: str = "uniform"
-    path_dropout: float = 0.0
-    bn_mode: str = "recalibrate"
-    bn_affine: bool = True
-    bn_recal_batches: int = 4
-    eval_mode: str = "full"
-    probe_archs: int = 8
-    build: dict[str, Any] = field(default_factory=dict)
-
-    def check(self) -> None:
-        super().check()
-        check_choice("space", as_space(self.space).name, list(SUPERNETS))
-        check_choice("bn_mode", self.bn_mode, BN_MODES)
-        check_choice("sampling", self.sampling, SAMPLINGS)
-        check_choice("eval_mode", self.eval_mode, EVAL_MODES)
-        if not isinstance(self.bn_affine, bool):
-            raise ValueError(f"bn_affine: {self.bn_affine!r} is not allowed; allowed values are [True, False]")
-        if not 0 <= self.path_dropout < 1:
-            raise ValueError(f"path_dropout must be in [0, 1), got {self.path_dropout!r}")
-        if not (isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs):
-            raise ValueError(f"warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
-        if not (isinstance(self.bn_recal_batches, int) and self.bn_recal_batches >= 1):
-            raise ValueError(f"bn_recal_batches must be an int >= 1, got {self.bn_recal_batches!r}")
-        if not (isinstance(self.probe_archs, int) and self.probe_archs != 1 and self.probe_archs >= 0):
-            raise ValueError(f"probe_archs must be 0 (no probing) or an int >= 2 (a ranking needs two), got {self.probe_archs!r}")
-
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of epoch ``epoch`` (0-based): linear warm-up, then cosine to zero
-        (with no warm-up, the stand-alone trainer's per-epoch cosine)."""
-        if epoch < self.warmup_epochs:
-            return self.lr * (epoch + 1) / (self.warmup_epochs + 1)
-        span = self.epochs - self.warmup_epochs
-        return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))
 
 
 class PathSampler:
@@ -232,14 +165,6 @@ def load_supernet_state(checkpoint: tune.Checkpoint | str) -> dict[str, Any]:
 
 
 #: what a supernet trial reports
-REPORTS = {"val_acc": "max", "probe_best_acc": "max", "rank_stability": "max", "train_loss": "min", "params": "min",
-           "epoch": "max", "epoch_time_s": "min", "probe_time_s": "min"}  # fmt: skip
-
-
-@register_trainable(
-    "supernet", "trains one weight-sharing supernet of the space per trial",
-    settings=SupernetSettings, metric="val_acc", reports=REPORTS, spaces=tuple(SUPERNETS), searches_archs=False,
-)
 class SupernetTrainable(ReconfigurableTrainable):
     """Trains the supernet of ``config["space"]`` ("nb201" or "darts") one epoch per step.
 

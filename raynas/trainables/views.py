@@ -21,36 +21,16 @@ hue or grayscale.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from raynas.trainables.settings import ViewSettings
 
 #: RGB -> luma (ITU-R 601), as torchvision's grayscale
 LUMA = (0.299, 0.587, 0.114)
 #: RGB -> YIQ; hue is a rotation of the (I, Q) plane
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
-
-
-@dataclass(frozen=True)
-class ViewSettings:
-    """Strengths of the augmentations (SimCLR's CIFAR-10 values, crop scale as in its
-    common small-image re-implementations)."""
-
-    crop_scale: float = 0.2
-    flip: bool = True
-    jitter: float = 0.5
-    jitter_p: float = 0.8
-    grayscale_p: float = 0.2
-
-    def check(self) -> None:
-        if not 0 < self.crop_scale <= 1:
-            raise ValueError(f"crop_scale must be in (0, 1], got {self.crop_scale!r}")
-        if not 0 <= self.jitter < 1.25:
-            raise ValueError(f"jitter must be in [0, 1.25) (factors stay positive), got {self.jitter!r}")
-        for name in ("jitter_p", "grayscale_p"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {getattr(self, name)!r}")
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
