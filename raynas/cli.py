@@ -357,11 +357,89 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    from raynas.retrain import PRESETS, SPACE_PRESETS
+
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--from", dest="experiment", metavar="EXPERIMENT_DIR", help="a finished search: retrain its best "
+                      "architectures (its Pareto set for a multi-objective search)")  # fmt: skip
+    what.add_argument("--arch", action="append", metavar="ARCH", help="an architecture to train (repeat for several)")
+    what.add_argument("--resume", metavar="EXPERIMENT_DIR", help="continue an interrupted retraining")
+    parser.add_argument("--top-k", type=int, default=3, help="how many of the search's best to retrain (with --from)")
+    parser.add_argument("--space", help="the space of --arch (default nb201), or your own space for --from "
+                        "(path/to/file.py:NAME or package.module:NAME)")  # fmt: skip
+    presets = ", ".join(f"{k}: {v['epochs']} epochs, build {v['build']}" for k, v in PRESETS.items())
+    parser.add_argument("--preset", default="auto", help=f"final-training protocol: auto (the space's: "
+                        f"{SPACE_PRESETS}), none (the search's trainer settings), or {presets}")  # fmt: skip
+    parser.add_argument("--dataset", help="images to train on (default: the search's; see raynas search --help)")
+    parser.add_argument("--epochs", type=int, help="training epochs (default: the preset's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="trainer keys over the preset, "
+                        "e.g. lr=0.05 or build='{\"C\": 16}' (build is merged key by key)")  # fmt: skip
+    parser.add_argument("--max-concurrent", type=int, default=2, help="trials running at once")
+    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial asks Ray for")
+    parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each trial asks Ray for")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every trial")
+    parser.add_argument("--storage", default="~/ray_results", help="where Tune writes the experiment")
+    parser.add_argument("--name", help="experiment name (default: <search>-retrain, or <space>-train_<time>)")
+    parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
+    parser.add_argument("--max-failures", type=int, default=2, help="times a failed trial is restarted from its checkpoint")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be trained, and how, then stop")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    """Retrain architectures from scratch at full size, one trial each (``raynas.retrain``)."""
+    from raynas import retrain
+    from raynas.experiment import run_search
+
+    run = dict(
+        max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        seed=args.seed, storage=args.storage, name=args.name, address=args.address, max_failures=args.max_failures,
+        preset=args.preset, dataset=args.dataset, epochs=args.epochs, trainer_options=_key_values(args.set, "--set"),
+    )  # fmt: skip
+    if args.resume:
+        from raynas.experiment import SearchSettings
+
+        outcome = run_search(SearchSettings(address=args.address), resume=args.resume)  # the saved settings, this address
+    else:
+        if args.experiment:
+            settings = retrain.from_experiment(args.experiment, args.top_k, space=args.space, **run)
+        else:
+            space = args.space or "nb201"
+            run["name"] = run["name"] or f"{space.rsplit(':', 1)[-1]}-train_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+            settings = retrain.train_settings(args.arch, space, **run)
+        settings = settings.check()
+        print(f"retraining {settings.num_samples} {settings.space.name} architecture(s) on {settings.dataset} for "
+              f"{settings.epochs} epochs with {json.dumps(settings.trainer_options, sort_keys=True)}")  # fmt: skip
+        for arch in settings.searcher_options["archs"]:
+            print(f"  {arch}")
+        if args.dry_run:
+            return 0
+        outcome = run_search(settings)
+    _print_trained(outcome)
+    return 0
+
+
+def _print_trained(outcome: object) -> None:
+    """One line per retrained architecture: accuracies, and where its weights are."""
+    from raynas.io import read_parquet
+
+    rows = read_parquet(outcome.trials_path, "trials table").to_pylist()
+    rows.sort(key=lambda r: -(r.get("val_acc") or -1.0))
+    print(f"\n{'val_acc':>8s} {'test_acc':>8s} {'epochs':>6s}  arch")
+    for r in rows:
+        cells = [f"{r[k]:8.2f}" if isinstance(r.get(k), float) else f"{'-':>8s}" for k in ("val_acc", "test_acc")]
+        print(f"{cells[0]} {cells[1]} {r.get('epoch') or 0:6d}  {r.get('arch')}")
+        if r.get("error"):
+            print(f"{'':24s}failed: {r['error']}")
+    print(f"trials table  {outcome.trials_path}  (weights: each trial's checkpoint, state.pt last, best.pt best val_acc)")
+
+
 #: name -> (help, add arguments, run); new sub-commands are one entry here
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "inspect": ("build one architecture's network and print its size", _configure_inspect, _run_inspect),
     "spaces": ("list the registered search spaces", _configure_spaces, _run_spaces),
     "search": ("run a NAS experiment through Ray Tune", _configure_search, _run_search),
+    "train": ("retrain a search's best architectures from scratch at full size", _configure_train, _run_train),
     "demo": ("the embedded default search (NB201 on digits, 16 trials)", _configure_demo, _run_demo),
     "embed": ("Jacobian contrastive embeddings of a space's architectures", _configure_embed, _run_embed),
     "predict": ("score your own PyTorch model against a reference space", _configure_predict, _run_predict),

@@ -121,6 +121,21 @@ def augment_batch(
 
 
 
+def cutout(images: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """DeVries & Taylor's cutout, as DARTS trains with it: per image, a ``length`` x ``length``
+    square (``2 * (length // 2)`` pixels) at a uniformly drawn centre, clipped at the border,
+    set to 0: the normalised mean."""
+    n, _, h, w = images.shape
+    device = images.device
+    cy = torch.randint(0, h, (n, 1, 1), generator=generator, device=device)
+    cx = torch.randint(0, w, (n, 1, 1), generator=generator, device=device)
+    half = length // 2  # DARTS' box: [centre - half, centre + half) in each direction
+    rows = torch.arange(h, device=device)[None, :, None]
+    cols = torch.arange(w, device=device)[None, None, :]
+    inside = (rows >= cy - half) & (rows < cy + half) & (cols >= cx - half) & (cols < cx + half)
+    return images.masked_fill(inside[:, None], 0.0)
+
+
 def resized(data: ImageDataset, size: int) -> ImageDataset:
     """``data`` with every split resized to ``size x size`` (float32, same normalisation)."""
 

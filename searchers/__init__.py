@@ -15,6 +15,7 @@ _LAZY = {
     "ArchSearcher": "searchers.base",
     "RegularizedEvolution": "searchers.evolution",
     "RandomSearcher": "searchers.random_search",
+    "GivenSearcher": "searchers.given",
     "UniqueArchSearcher": "searchers.unique",
     "EmbeddingGPSearcher": "searchers.embedding",
     "EmbeddingPoolSearcher": "searchers.embedding_pool",

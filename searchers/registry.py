@@ -86,6 +86,14 @@ def _rea(space: SearchSpace, metric: str | None, mode: str | None, seed: int | N
     return RegularizedEvolution(space, metric, mode, seed, **kw)
 
 
+@register_searcher("given")
+def _given(space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, **kw: Any) -> Searcher:
+    """The architectures in ``archs``, in order (``raynas train`` retrains a search's best this way)."""
+    from searchers.given import GivenSearcher
+
+    return GivenSearcher(space, metric, mode, seed, **kw)
+
+
 @register_searcher("predictor-rea")
 def _predictor_rea(
     space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, embeddings: Any = None, **kw: Any

@@ -42,6 +42,10 @@ class TrainerSettings:
     device: str = "auto"  # "auto" (the GPU Ray assigned, else the CPU), "cpu", "cuda", "cuda:N"
     precision: str = "32"  # "32", "bf16" or "fp16" (autocast; fp16 with gradient scaling)
     channels_last: bool = False  # the channels-last memory format for convolutions
+    cutout: int = 0  # side of the square cut out of each training image (DARTS: 16; 0: none)
+    auxiliary_weight: float = 0.0  # weight of the auxiliary head's loss (DARTS: 0.4, with build.auxiliary)
+    drop_path: float = 0.0  # drop-path probability at the last epoch, rising linearly from 0 (DARTS: 0.2)
+    keep_best: bool = False  # checkpoints also hold the weights of the best val_acc epoch (best.pt)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "TrainerSettings":
@@ -64,6 +68,15 @@ class TrainerSettings:
         check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.cutout < 0:
+            raise ValueError(f"cutout must be >= 0 (pixels; 0: none), got {self.cutout!r}")
+        if not 0 <= self.drop_path < 1:
+            raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path!r}")
+        if self.auxiliary_weight < 0:
+            raise ValueError(f"auxiliary_weight must be >= 0, got {self.auxiliary_weight!r}")
+        if self.auxiliary_weight > 0 and self.build.get("auxiliary") is not True:
+            raise ValueError("auxiliary_weight > 0 needs a network with an auxiliary head: set build "
+                             '{"auxiliary": true} (the DARTS spaces have one)')  # fmt: skip
 
 
 def check_keys(settings_type: type, values: Mapping[str, Any]) -> None:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from raynas.data import ImageDataset, as_dataset
+from raynas.images import cutout
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
@@ -71,6 +72,8 @@ class ArchTraining:
         self.params = sum(p.numel() for p in counted.parameters())
         self.flops = count_flops(counted, self.data.in_shape)
         self.model.to(self.device, memory_format=self.memory_format)
+        self._check_regularisers()
+        self.best: dict[str, Any] | None = None  # with keep_best: the best val_acc epoch's weights
         self.optimizer = sgd(self.model, s)
         self.scaler = grad_scaler(self.device, self.precision)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs)
@@ -87,14 +90,30 @@ class ArchTraining:
         return self.model
 
     def train_batches(self) -> Iterable[Any]:
-        """One epoch of training batches."""
+        """One epoch of training batches (with cutout when the settings ask for it)."""
         s = self.settings
-        return self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion)
+        batches = self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion)
+        if s.cutout:
+            return ((cutout(x, s.cutout, self.generator), y) for x, y in batches)
+        return batches
 
     def batch_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
-        """The loss of one batch from :meth:`train_batches` and how many images it averages."""
+        """The loss of one batch from :meth:`train_batches` and how many images it averages
+        (plus the auxiliary head's, weighted, when the settings ask for it)."""
         x, y = batch
-        return nn.functional.cross_entropy(self.model(x.contiguous(memory_format=self.memory_format)), y), len(y)
+        loss = nn.functional.cross_entropy(self.model(x.contiguous(memory_format=self.memory_format)), y)
+        if self.settings.auxiliary_weight > 0:
+            loss = loss + self.settings.auxiliary_weight * nn.functional.cross_entropy(self.model.aux_logits, y)
+        return loss, len(y)
+
+    def _check_regularisers(self) -> None:
+        """Drop-path and an auxiliary head need a network that has them (DARTS' does)."""
+        s, name = self.settings, self.space.name
+        if s.drop_path > 0 and not hasattr(self.model, "drop_path_prob"):
+            raise ValueError(f"drop_path={s.drop_path}: the {name} network has no drop-path (the DARTS spaces have)")
+        if s.auxiliary_weight > 0 and getattr(self.model, "auxiliary_head", None) is None:
+            raise ValueError(f"auxiliary_weight={s.auxiliary_weight}: the {name} network has no auxiliary head "
+                             '(the DARTS spaces have one with build {"auxiliary": true})')  # fmt: skip
 
     def epoch_metrics(self, loss: float) -> dict[str, Any]:
         """What every epoch reports besides epoch, cost and arch (``loss``: the epoch's mean)."""
@@ -118,6 +137,8 @@ class ArchTraining:
             at = f"epoch {self.epoch + 1}" + (f", batch {batch}" if batch is not None else "")
             return f"{at} for {self.space.name} arch {self.arch} with lr={s.lr}"
 
+        if s.drop_path > 0:  # DARTS' schedule: rises linearly from 0 over the epochs
+            self.model.drop_path_prob = s.drop_path * self.epoch / s.epochs
         loss = train_epoch(self.model, self.optimizer, self.train_batches(), self.batch_loss, s.grad_clip, where,
                            self.device, self.precision, self.scaler)  # fmt: skip
         self.scheduler.step()
@@ -131,6 +152,9 @@ class ArchTraining:
         result: dict[str, Any] = {"epoch": self.epoch, **self.epoch_metrics(loss)}
         result |= {"params": self.params, "flops": self.flops, "arch": str(self.arch), "device": str(self.device)}
         result["epoch_time_s"] = time.perf_counter() - start
+        if self.settings.keep_best and "val_acc" in result and (self.best is None or result["val_acc"] > self.best["val_acc"]):
+            weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self.best = {"model": weights, "epoch": self.epoch, "val_acc": result["val_acc"], "arch": str(self.arch)}
         if self.epoch >= self.settings.epochs:
             result |= self.final_metrics()
             result["done"] = True
@@ -147,6 +171,7 @@ class ArchTraining:
             "torch_rng": torch.get_rng_state(),
             "data_rng": self.generator.get_state(),
             "scaler": self.scaler.state_dict(),
+            "best": self.best,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -159,6 +184,7 @@ class ArchTraining:
         torch.set_rng_state(state["torch_rng"].cpu())
         self.generator.set_state(state["data_rng"])
         self.scaler.load_state_dict(state["scaler"])
+        self.best = state.get("best")
 
 
 class StandaloneTrainable(ReconfigurableTrainable):
@@ -185,7 +211,11 @@ class StandaloneTrainable(ReconfigurableTrainable):
         return {**self.training.step(), "node_id": self.node_id}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
+        """``state.pt``: everything to continue (the last epoch's weights under ``"model"``);
+        with ``keep_best``, also ``best.pt``: the best val_acc epoch's weights, epoch and val_acc."""
         torch.save(self.training.state_dict(), os.path.join(checkpoint_dir, "state.pt"))
+        if self.training.best is not None:
+            torch.save(self.training.best, os.path.join(checkpoint_dir, "best.pt"))
 
     def load_checkpoint(self, checkpoint: str | dict) -> None:
         state = torch.load(os.path.join(str(checkpoint), "state.pt"), weights_only=False, map_location=self.training.device)
