@@ -129,7 +129,12 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
     parser.add_argument("--max-failures", type=int, default=d.max_failures, help="times a failed trial is restarted "
                         "from its last checkpoint (a lost node, a killed worker; -1: no limit)")  # fmt: skip
+    parser.add_argument("--checkpoint-every", type=float, default=d.checkpoint_every_s, metavar="SECONDS",
+                        help="a trial checkpoints when this long has passed since its last checkpoint, and at its end "
+                        "(0: every epoch); what a lost worker can cost")  # fmt: skip
     parser.add_argument("--resume", metavar="EXPERIMENT_DIR", help="continue an interrupted experiment")
+    parser.add_argument("--verbose", action="store_true", help="Ray's full output (trial tables, worker logs) instead "
+                        "of one progress line")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="trainer config, e.g. lr=0.1")
     parser.add_argument("--searcher-opt", action="append", default=[], metavar="KEY=VALUE", help="e.g. population_size=20")
 
@@ -180,6 +185,8 @@ def _run_search(args: argparse.Namespace) -> int:
         name=args.name,
         address=args.address,
         max_failures=args.max_failures,
+        checkpoint_every_s=args.checkpoint_every,
+        verbose=args.verbose,
         objectives=objectives,
         trainer_options=_key_values(args.set, "--set"),
         searcher_options=_key_values(args.searcher_opt, "--searcher-opt"),
@@ -383,6 +390,9 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="experiment name (default: <search>-retrain, or <space>-train_<time>)")
     parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
     parser.add_argument("--max-failures", type=int, default=2, help="times a failed trial is restarted from its checkpoint")
+    parser.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS", help="a trial checkpoints "
+                        "when this long has passed since its last checkpoint, and at its end (0: every epoch)")  # fmt: skip
+    parser.add_argument("--verbose", action="store_true", help="Ray's full output instead of one progress line")
     parser.add_argument("--dry-run", action="store_true", help="print what would be trained, and how, then stop")
 
 
@@ -394,12 +404,13 @@ def _run_train(args: argparse.Namespace) -> int:
     run = dict(
         max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         seed=args.seed, storage=args.storage, name=args.name, address=args.address, max_failures=args.max_failures,
+        checkpoint_every_s=args.checkpoint_every, verbose=args.verbose,
         preset=args.preset, dataset=args.dataset, epochs=args.epochs, trainer_options=_key_values(args.set, "--set"),
     )  # fmt: skip
     if args.resume:
         from raynas.experiment import SearchSettings
 
-        outcome = run_search(SearchSettings(address=args.address), resume=args.resume)  # the saved settings, this address
+        outcome = run_search(SearchSettings(address=args.address, verbose=args.verbose), resume=args.resume)  # the saved settings, this address
     else:
         if args.experiment:
             settings = retrain.from_experiment(args.experiment, args.top_k, space=args.space, **run)

@@ -6,14 +6,16 @@ Ray does the scheduling, fault tolerance and distribution.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from raynas import storage
 from raynas.io import atomic_write, write_parquet_atomic
@@ -54,6 +56,8 @@ class SearchSettings:
     name: str | None = None
     address: str | None = None
     max_failures: int = 2
+    verbose: bool = False  # Ray's own output (trial tables, worker logs) instead of one progress line
+    checkpoint_every_s: float = 30.0  # a trial checkpoints when this long has passed (0: every epoch) and at its end
     objectives: dict[str, str] = field(default_factory=dict)  # {"val_acc": "max", "params": "min"}
     searcher_options: dict[str, Any] = field(default_factory=dict)
     trainer_options: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +87,8 @@ class SearchSettings:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1 or self.max_concurrent < 1:
             raise ValueError("num_samples and max_concurrent must be >= 1")
+        if not self.checkpoint_every_s >= 0:
+            raise ValueError(f"checkpoint_every_s must be >= 0 (0: every epoch), got {self.checkpoint_every_s}")
         if self.max_failures < -1:
             raise ValueError(f"max_failures must be >= 0 (or -1: restart without limit), got {self.max_failures}")
         self.check_resources()
@@ -236,7 +242,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     if resume:
         saved = load_settings(resume)
         if saved is not None:
-            settings = dataclasses.replace(saved, address=settings.address)
+            settings = dataclasses.replace(saved, address=settings.address, verbose=settings.verbose)
     settings = settings.check()
     if not resume:  # named here, so the settings file can be written before Tune starts
         name = settings.name or f"{settings.space.name}-{settings.searcher}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
@@ -246,7 +252,14 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
 
     searcher = None if resume else _searcher(settings)
     shared = _shared_input(settings)
-    with ray_session(settings.address, log_to_driver=True):
+    from raynas.search_progress import SearchProgress
+
+    # Ray's start-up messages, trial tables and worker logs only when asked for; else one progress line
+    progress = [] if settings.verbose else [SearchProgress(settings.num_samples, settings.metric, settings.mode)]
+    with ray_session(settings.address, log_to_driver=settings.verbose, logging_level="info" if settings.verbose else "warning"):
+        checkpoints = settings.trainable_info.checkpoint_frequency > 0
+        if checkpoints:
+            shared["checkpoint_every_s"] = settings.checkpoint_every_s
         trainable = tune.with_resources(
             tune.with_parameters(settings.trainable_info.cls, **shared, space=settings.space), settings.trial_resources()
         )
@@ -268,16 +281,37 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                 run_config=tune.RunConfig(
                     name=settings.name,
                     storage_path=root,
-                    checkpoint_config=tune.CheckpointConfig(
-                        checkpoint_frequency=settings.trainable_info.checkpoint_frequency, num_to_keep=1
-                    ),
+                    # by time (the trainable asks) and at the end; two kept per trial, so that a
+                    # trial's checkpoint does not force Tune to snapshot the whole experiment
+                    checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=checkpoints, num_to_keep=2),
                     failure_config=tune.FailureConfig(max_failures=settings.max_failures),
-                    verbose=1,
+                    verbose=2 if settings.verbose else 0,
+                    callbacks=progress,
                 ),
             )
             save_settings(settings, storage.join(root, settings.name))
-        results = tuner.fit()
+        with _tune_output(settings.verbose):
+            results = tuner.fit()
         return summarise(results, settings.metric, settings.mode, settings.objectives)
+
+
+@contextlib.contextmanager
+def _tune_output(verbose: bool) -> Iterator[None]:
+    """Tune's console output: its full reporter when ``verbose``, else nothing (the raynas
+    progress line instead).  Tune's newer reporter prints an experiment header and a
+    TensorBoard hint even at ``verbose=0``; its classic one prints nothing there."""
+    if verbose:
+        yield
+        return
+    before = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = before
 
 
 def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None) -> SearchOutcome:

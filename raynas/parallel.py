@@ -25,7 +25,7 @@ def ray_session(address: str | None = None, *, start: bool = True, **init_option
         start: ``False`` starts nothing here, but keeps a session that a nested
             ``ray_session()`` starts alive until this block ends.
         init_options: further ``ray.init`` options (default: no dashboard, no worker logs
-            on the driver).
+            on the driver, no start-up messages).
     """
     global _depth, _started_here
     import ray
@@ -33,7 +33,7 @@ def ray_session(address: str | None = None, *, start: bool = True, **init_option
     _depth += 1
     try:
         if start and not ray.is_initialized():
-            options = {"include_dashboard": False, "log_to_driver": False, **init_options}
+            options = {"include_dashboard": False, "log_to_driver": False, "logging_level": "warning", **init_options}
             ray.init(address=address, **options)
             _started_here = True
         yield

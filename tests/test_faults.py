@@ -37,7 +37,7 @@ RAY = str(Path(sys.executable).with_name("ray"))
 #: node's actor could take every trial (Tune reuses actors), yet cheap on 2 shared cores
 CLUSTER_SEARCH = [
     "--space", "nb201", "--searcher", "random", "--trainable", "standalone", "--dataset", "synthetic:2048",
-    "--set", 'build={"C": 4, "N": 1}', "--max-concurrent", "2",
+    "--set", 'build={"C": 4, "N": 1}', "--max-concurrent", "2", "--checkpoint-every", "0",
 ]  # fmt: skip
 
 
@@ -240,7 +240,7 @@ def test_killed_trial_worker_resumes_from_its_last_checkpoint(ray_session, tmp_p
     marker = tmp_path / "killed"
     settings = SearchSettings(
         trainable="dies-once", searcher="random", dataset="synthetic:256", num_samples=2, max_concurrent=1, epochs=3, max_failures=1,
-        storage=str(tmp_path), name="killed-worker",
+        storage=str(tmp_path), name="killed-worker", checkpoint_every_s=0,
         trainer_options={"build": {"C": 4, "N": 1}, "kill_marker": str(marker), "kill_at": 2},
     )  # fmt: skip
     outcome = run_search(settings)
