@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ray import tune
 
 from search_spaces import get_space
 
@@ -335,14 +336,8 @@ class WouldStartRay(Exception):
 
 
 class _FakeTune:
-    """Stands in for ``ray.tune`` inside ``raynas.experiment``: Tune's config classes are the
-    real ones, ``with_parameters`` puts nothing in an object store, the Tuner never starts."""
-
-    def __init__(self, real: Any) -> None:
-        self._real = real
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
+    """What replaces parts of ``ray.tune`` while a fuzzed search runs: Tune's config classes are
+    the real ones, ``with_parameters`` puts nothing in an object store, the Tuner never starts."""
 
     @staticmethod
     def with_parameters(trainable: Any, **_: Any) -> Any:
@@ -389,7 +384,8 @@ def test_cli_search(flags: list[str], searcher: bool, data: st.DataObject) -> No
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(experiment, "ray_session", lambda *args, **kwargs: contextlib.nullcontext())
-        mp.setattr(experiment, "tune", _FakeTune(experiment.tune))
+        mp.setattr(tune, "Tuner", _FakeTune.Tuner)  # experiment.py imports Tune where it starts it
+        mp.setattr(tune, "with_parameters", _FakeTune.with_parameters)
         try:
             _run_cli("cli:search", argv)
         except WouldStartRay:
