@@ -77,8 +77,6 @@ class SearchSettings:
         info = self.trainable_info
         for metric in (self.metric, *self.objectives):
             info.check_metric(metric)
-        space = as_space(self.space)
-        info.check_space(space.name)
         if info.searches_archs and self.searcher not in available_searchers():
             close = difflib.get_close_matches(self.searcher, available_searchers(), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -91,16 +89,6 @@ class SearchSettings:
             raise ValueError(f"checkpoint_every_s must be >= 0 (0: every epoch), got {self.checkpoint_every_s}")
         if self.max_failures < -1:
             raise ValueError(f"max_failures must be >= 0 (or -1: restart without limit), got {self.max_failures}")
-        self.check_resources()
-        dataset = self.dataset
-        if info.shared == "benchmark":
-            if not self.benchmark:
-                raise ValueError(f"--trainable {self.trainable} needs --benchmark PATH (a Parquet table)")
-            dataset = check_table(self.benchmark, space, dataset)
-        else:
-            dataset = dataset or "digits"
-            check_dataset(dataset)
-        info.check_options({**self.trial_constants(space, dataset), **self.trainer_options})
         if self.objectives:
             bad = {k: v for k, v in self.objectives.items() if v not in ("max", "min")}
             if len(self.objectives) < 2 or bad:
@@ -111,6 +99,19 @@ class SearchSettings:
                 raise ValueError(
                     f"metric/mode ({self.metric}, {self.mode}) must be the first objective {next(iter(self.objectives.items()))}"
                 )
+        self.check_resources()
+        dataset = self.dataset
+        if info.shared != "benchmark":  # before the space: a space of the user's own imports what its file does
+            dataset = dataset or "digits"
+            check_dataset(dataset)
+            info.check_options({**self.trial_constants(self.space, dataset), **self.trainer_options})
+        space = as_space(self.space)
+        info.check_space(space.name)
+        if info.shared == "benchmark":
+            if not self.benchmark:
+                raise ValueError(f"--trainable {self.trainable} needs --benchmark PATH (a Parquet table)")
+            dataset = check_table(self.benchmark, space, dataset)
+            info.check_options({**self.trial_constants(space, dataset), **self.trainer_options})
         return dataclasses.replace(self, space=space, dataset=dataset)
 
     def check_resources(self) -> None:
