@@ -357,6 +357,20 @@ def _run_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="a search's or a training run's folder "
+                        "(the one holding trials.parquet)")  # fmt: skip
+    parser.add_argument("--top", type=int, default=3, help="best architectures whose cells are drawn")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    """Write the experiment's report.html (plots, trials, cells, settings; no network needed)."""
+    from raynas.report import write_report
+
+    print(f"report  {write_report(args.experiment, top=args.top)}")
+    return 0
+
+
 #: name -> (help, add arguments, run); new sub-commands are one entry here
 COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "inspect": ("build one architecture's network and print its size", _configure_inspect, _run_inspect),
@@ -365,6 +379,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "demo": ("the embedded default search (NB201 on digits, 16 trials)", _configure_demo, _run_demo),
     "embed": ("Jacobian contrastive embeddings of a space's architectures", _configure_embed, _run_embed),
     "predict": ("score your own PyTorch model against a reference space", _configure_predict, _run_predict),
+    "report": ("write an experiment's report.html: plots, trials, best cells, settings", _configure_report, _run_report),
 }
 
 
