@@ -201,6 +201,7 @@ def _run_search(args: argparse.Namespace) -> int:
         print(f"  {key:10s} {value:.4g}" if isinstance(value, float) else f"  {key:10s} {value}")
     print(f"trials table       {outcome.trials_path}")
     print(f"trajectory plot    {outcome.plot_path}")
+    print(f"report             {outcome.report_path}")
     if objectives:
         _print_front(outcome.pareto_front, objectives)
         print(f"Pareto table       {outcome.pareto_path}")
@@ -443,6 +444,21 @@ def _print_trained(outcome: object) -> None:
         if r.get("error"):
             print(f"{'':24s}failed: {r['error']}")
     print(f"trials table  {outcome.trials_path}  (weights: each trial's checkpoint, state.pt last, best.pt best val_acc)")
+    print(f"report        {outcome.report_path}")
+
+
+def _configure_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="a search's or a training run's folder "
+                        "(the one holding trials.parquet)")  # fmt: skip
+    parser.add_argument("--top", type=int, default=3, help="best architectures whose cells are drawn")
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    """Write the experiment's report.html (plots, trials, cells, settings; no network needed)."""
+    from raynas.report import write_report
+
+    print(f"report  {write_report(args.experiment, top=args.top)}")
+    return 0
 
 
 #: name -> (help, add arguments, run); new sub-commands are one entry here
@@ -454,6 +470,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "demo": ("the embedded default search (NB201 on digits, 16 trials)", _configure_demo, _run_demo),
     "embed": ("Jacobian contrastive embeddings of a space's architectures", _configure_embed, _run_embed),
     "predict": ("score your own PyTorch model against a reference space", _configure_predict, _run_predict),
+    "report": ("write an experiment's report.html: plots, trials, best cells, settings", _configure_report, _run_report),
 }
 
 

@@ -12,6 +12,7 @@ import difflib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,7 +150,7 @@ class SearchSettings:
     def to_json(self) -> str:
         """The settings as JSON (a space object by its name)."""
         values = dataclasses.asdict(dataclasses.replace(self, space=getattr(self.space, "name", self.space)))
-        return json.dumps(values, indent=1, sort_keys=True)
+        return json.dumps(values, indent=1)  # in field order: the objectives' order is meaningful
 
 
 class SearchFailed(RuntimeError):
@@ -169,6 +170,7 @@ class SearchOutcome:
     pareto_path: Path | None = None
     pareto_plot_path: Path | None = None
     pareto_front: list[dict[str, Any]] = field(default_factory=list)
+    report_path: Path | None = None
 
 
 def _shared_input(settings: SearchSettings) -> dict[str, Any]:
@@ -293,7 +295,21 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
             save_settings(settings, storage.join(root, settings.name))
         with _tune_output(settings.verbose):
             results = tuner.fit()
-        return summarise(results, settings.metric, settings.mode, settings.objectives)
+        outcome = summarise(results, settings.metric, settings.mode, settings.objectives)
+    outcome.report_path = _report(outcome.experiment_dir, settings.space)
+    return outcome
+
+
+def _report(experiment_dir: Path, space: Any) -> Path | None:
+    """``report.html`` of the finished experiment; a report that cannot be drawn is a warning,
+    never a lost search (its tables are written already)."""
+    from raynas.report import write_report
+
+    try:
+        return write_report(experiment_dir, space=space if isinstance(space, SearchSpace) else None)
+    except Exception as err:  # noqa: BLE001  (the search's results stand without the page)
+        print(f"raynas: the report could not be written ({type(err).__name__}: {err})", file=sys.stderr)
+        return None
 
 
 @contextlib.contextmanager

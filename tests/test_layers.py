@@ -15,10 +15,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("values", ("raynas", "raynas.arch", "raynas.hashing", "raynas.io", "raynas.parallel", "raynas.storage", "raynas.losses",
                 "raynas.loading", "raynas.progress", "raynas.devices")),
     ("search spaces", ("search_spaces",)),
-    ("core", ("raynas.data", "raynas.images", "raynas.data_sources", "raynas.streaming", "raynas.graph", "raynas.graph_features", "raynas.benchmarks", "raynas.views", "raynas.results")),
+    ("core", ("raynas.data", "raynas.data_specs", "raynas.images", "raynas.data_sources", "raynas.streaming", "raynas.graph", "raynas.graph_features", "raynas.benchmarks", "raynas.results", "raynas.report")),
     ("predictors", ("predictors",)),
     ("searchers", ("searchers",)),
-    ("trainables, experiment, CLI", ("raynas.trainables", "raynas.experiment", "raynas.cli")),
+    ("trainables, experiment, CLI", ("raynas.trainables", "raynas.experiment", "raynas.retrain", "raynas.search_progress", "raynas.cli")),
 ]
 
 
