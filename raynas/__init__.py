@@ -17,6 +17,9 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "TabularBenchmark": "raynas.benchmarks",
+    "load_model": "raynas.export",
+    "export_models": "raynas.export",
+    "measure_latency": "raynas.latency",
 }
 __all__ = ["Arch", "dag_hash", "__version__", *_LAZY]
 

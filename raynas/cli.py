@@ -447,6 +447,28 @@ def _print_trained(outcome: object) -> None:
     print(f"report        {outcome.report_path}")
 
 
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("experiment", metavar="EXPERIMENT_OR_TRAIN_DIR", help="a finished search or raynas train folder")
+    parser.add_argument("--format", default="torchscript", choices=("torchscript", "onnx", "state_dict"),
+                        help="onnx needs the export extra: pip install -e '.[export]'")  # fmt: skip
+    parser.add_argument("--out", required=True, help="folder to write one sub-folder per model into")
+    parser.add_argument("--top-k", type=int, default=1, help="how many of the best to export (multi-objective: the Pareto set)")
+    parser.add_argument("--space", help="the experiment's space when it was your own (path/to/file.py:NAME)")
+    parser.add_argument("--atol", type=float, default=1e-4, help="largest output difference the self-check accepts")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    """Export the best networks, each checked against its PyTorch original."""
+    from raynas.export import export_models
+
+    for folder in export_models(args.experiment, args.out, args.format, args.top_k, args.space, args.atol):
+        meta = json.loads((folder / "model.json").read_text())
+        metrics = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"].items() if k in ("val_acc", "test_acc", "params"))
+        print(f"{folder}  {meta['format']} in {meta['export_s']:.1f} s, max |diff| {meta['max_abs_diff']:.1e}  ({metrics})")
+        print(f"  {meta['arch']}")
+    return 0
+
+
 def _configure_report(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("experiment", metavar="EXPERIMENT_DIR", help="a search's or a training run's folder "
                         "(the one holding trials.parquet)")  # fmt: skip
@@ -466,6 +488,7 @@ COMMANDS: dict[str, tuple[str, Configure, Run]] = {
     "inspect": ("build one architecture's network and print its size", _configure_inspect, _run_inspect),
     "spaces": ("list the registered search spaces", _configure_spaces, _run_spaces),
     "search": ("run a NAS experiment through Ray Tune", _configure_search, _run_search),
+    "export": ("export the best networks as TorchScript, ONNX or weights, self-checked", _configure_export, _run_export),
     "train": ("retrain a search's best architectures from scratch at full size", _configure_train, _run_train),
     "demo": ("the embedded default search (NB201 on digits, 16 trials)", _configure_demo, _run_demo),
     "embed": ("Jacobian contrastive embeddings of a space's architectures", _configure_embed, _run_embed),
@@ -494,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = COMMANDS[args.command][2]
     try:
         return run(args)
-    except (ValueError, KeyError, FileNotFoundError) as err:
+    except (ValueError, KeyError, FileNotFoundError, ImportError) as err:
         print(f"raynas {args.command}: error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:

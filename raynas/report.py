@@ -149,7 +149,7 @@ def _cells(
         except Exception as err:  # an arch of another space or version: say so, draw the others
             problems.append(f"{archs[i]}: {_short(err)}")
             continue
-        checkpoint = _checkpoint(folder, rows[i].get("trial_id"))
+        checkpoint = trial_checkpoint(folder, rows[i].get("trial_id"))
         lines = [", ".join(f"{k} {_text(rows[i][k])}" for k in shown if rows[i].get(k) is not None)]
         lines += [f"trial {rows[i]['trial_id']}" if rows[i].get("trial_id") else ""]
         lines += [f"checkpoint {checkpoint.relative_to(folder)}" if checkpoint else ""]
@@ -163,7 +163,7 @@ def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {text[:300]}"
 
 
-def _checkpoint(folder: Path, trial_id: Any) -> Path | None:
+def trial_checkpoint(folder: Path, trial_id: Any) -> Path | None:
     """The newest ``checkpoint_*`` folder of a trial (Tune names trial folders ``*_<id>_*``)."""
     if not trial_id:
         return None

@@ -53,6 +53,13 @@ def preset_options(preset: str, space: str) -> dict[str, Any]:
 def best_archs(experiment: str | Path, top_k: int, space: Any = None) -> tuple[SearchSettings, list[str]]:
     """A finished experiment's settings and its ``top_k`` best distinct architectures: by its
     metric, or for a multi-objective experiment its Pareto set (by the first objective)."""
+    saved, rows = best_trials(experiment, top_k, space)
+    return saved, [r["arch"] for r in rows]
+
+
+def best_trials(experiment: str | Path, top_k: int, space: Any = None) -> tuple[SearchSettings, list[dict[str, Any]]]:
+    """The experiment's settings and the ``trials.parquet`` rows of its ``top_k`` best distinct
+    architectures (see :func:`best_archs`), best first."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     folder = local_folder(experiment)
@@ -72,11 +79,11 @@ def best_archs(experiment: str | Path, top_k: int, space: Any = None) -> tuple[S
     rows = [r for r in table.to_pylist() if r.get("arch") and _finite(r.get(metric))]
     rows.sort(key=lambda r: float(r[metric]), reverse=mode == "max")
     space = as_space(space or saved.space)
-    picked: dict[str, str] = {}
+    picked: dict[str, dict[str, Any]] = {}
     for row in rows:
-        picked.setdefault(space.parse(row["arch"]).key, row["arch"])
+        picked.setdefault(space.parse(row["arch"]).key, row)
     if not picked:
-        raise ValueError(f"no trial of {folder} reported {metric!r}: nothing to retrain")
+        raise ValueError(f"no trial of {folder} reported {metric!r}: nothing to pick")
     return saved, list(picked.values())[:top_k]
 
 

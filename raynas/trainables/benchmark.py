@@ -55,6 +55,8 @@ class BenchmarkTrainable(ReconfigurableTrainable):
         if per_epoch is not None and epochs is not None:
             result["simulated_time_s"] = per_epoch * epochs
         result.pop("train_time_s", None)
+        if "latency_s" in result:  # the unit every other trainable reports latency in
+            result["latency_ms"] = 1e3 * result["latency_s"]
         result["done"] = self.position >= len(self.schedule)
         return result
 

@@ -173,12 +173,13 @@ def available_trainables() -> list[str]:
 # ---------------------------------------------------------------- the built-in trainables
 #: what a stand-alone trial reports (with the mode a search on it would use)
 STANDALONE_REPORTS = {"val_acc": "max", "test_acc": "max", "train_loss": "min", "params": "min", "flops": "min",
-                      "epoch": "max", "epoch_time_s": "min"}  # fmt: skip
+                      "latency_ms": "min", "epoch": "max", "epoch_time_s": "min"}  # fmt: skip
 #: what a look-up trial reports (the cost columns only where the table has them)
 BENCHMARK_REPORTS = {"val_acc": "max", "test_acc": "max", "params": "min", "flops": "min", "latency_s": "min",
+                     "latency_ms": "min",
                      "simulated_time_s": "min", "epoch": "max"}  # fmt: skip
 #: what a label-free trial reports (``knn_acc`` only with ``knn_probe=True``)
-SELFSUP_REPORTS = {"ssl_loss": "min", "knn_acc": "max", "params": "min", "flops": "min", "epoch": "max",
+SELFSUP_REPORTS = {"ssl_loss": "min", "knn_acc": "max", "params": "min", "flops": "min", "latency_ms": "min", "epoch": "max",
                    "epoch_time_s": "min"}  # fmt: skip
 SAMPLED_REPORTS = {**STANDALONE_REPORTS, "val_acc_std": "min", "val_acc_min": "max"}
 SUPERNET_REPORTS = {"val_acc": "max", "probe_best_acc": "max", "rank_stability": "max", "train_loss": "min",

@@ -46,6 +46,8 @@ class TrainerSettings:
     auxiliary_weight: float = 0.0  # weight of the auxiliary head's loss (DARTS: 0.4, with build.auxiliary)
     drop_path: float = 0.0  # drop-path probability at the last epoch, rising linearly from 0 (DARTS: 0.2)
     keep_best: bool = False  # checkpoints also hold the weights of the best val_acc epoch (best.pt)
+    latency_batch: int = 1  # batch size of the inference latency each trial measures on its device
+    latency_runs: int = 20  # timed forward passes, median reported as latency_ms (0: not measured)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "TrainerSettings":
@@ -68,6 +70,8 @@ class TrainerSettings:
         check_device_name(self.device)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        if self.latency_batch < 1 or self.latency_runs < 0:
+            raise ValueError(f"latency_batch must be >= 1 and latency_runs >= 0, got {self.latency_batch} and {self.latency_runs}")
         if self.cutout < 0:
             raise ValueError(f"cutout must be >= 0 (pixels; 0: none), got {self.cutout!r}")
         if not 0 <= self.drop_path < 1:

@@ -18,6 +18,7 @@ from torch import nn
 
 from raynas.data import ImageDataset, as_dataset
 from raynas.images import cutout
+from raynas.latency import measure_latency
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
@@ -73,6 +74,7 @@ class ArchTraining:
         self.flops = count_flops(counted, self.data.in_shape)
         self.model.to(self.device, memory_format=self.memory_format)
         self._check_regularisers()
+        self.latency_ms = self.measure_latency()
         self.best: dict[str, Any] | None = None  # with keep_best: the best val_acc epoch's weights
         self.optimizer = sgd(self.model, s)
         self.scaler = grad_scaler(self.device, self.precision)
@@ -105,6 +107,13 @@ class ArchTraining:
         if self.settings.auxiliary_weight > 0:
             loss = loss + self.settings.auxiliary_weight * nn.functional.cross_entropy(self.model.aux_logits, y)
         return loss, len(y)
+
+    def measure_latency(self) -> float | None:
+        """Median inference latency (ms) of the network on the trial's device, measured once."""
+        s = self.settings
+        if not s.latency_runs:
+            return None
+        return measure_latency(self.cost_model(), self.data.in_shape, s.latency_batch, runs=s.latency_runs).median_ms
 
     def _check_regularisers(self) -> None:
         """Drop-path and an auxiliary head need a network that has them (DARTS' does)."""
@@ -151,6 +160,8 @@ class ArchTraining:
         loss = self.train_one_epoch()
         result: dict[str, Any] = {"epoch": self.epoch, **self.epoch_metrics(loss)}
         result |= {"params": self.params, "flops": self.flops, "arch": str(self.arch), "device": str(self.device)}
+        if self.latency_ms is not None:
+            result["latency_ms"] = self.latency_ms
         result["epoch_time_s"] = time.perf_counter() - start
         if self.settings.keep_best and "val_acc" in result and (self.best is None or result["val_acc"] > self.best["val_acc"]):
             weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
