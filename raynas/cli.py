@@ -454,7 +454,8 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to write one sub-folder per model into")
     parser.add_argument("--top-k", type=int, default=1, help="how many of the best to export (multi-objective: the Pareto set)")
     parser.add_argument("--space", help="the experiment's space when it was your own (path/to/file.py:NAME)")
-    parser.add_argument("--atol", type=float, default=1e-4, help="largest output difference the self-check accepts")
+    parser.add_argument("--atol", type=float, default=1e-4, help="largest output difference the self-check accepts, "
+                        "relative to the largest output when that is above 1")  # fmt: skip
 
 
 def _run_export(args: argparse.Namespace) -> int:
