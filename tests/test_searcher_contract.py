@@ -52,13 +52,14 @@ def make(name: str, metric: str | None = "val_acc", mode: str | None = "max", se
     return make_searcher(name, SPACE, metric, mode, seed, **options(name))
 
 
-def suggest(searcher, trial_id: str):
-    """``searcher.suggest(trial_id)``, failing the test if it takes over :data:`BOUND_S`."""
+def suggest(searcher, trial_id: str, method=None):
+    """``searcher.suggest(trial_id)`` (or ``method(searcher, trial_id)``), failing the test if it
+    takes over :data:`BOUND_S`."""
     out: dict = {}
 
     def call() -> None:
         try:
-            out["config"] = searcher.suggest(trial_id)
+            out["config"] = method(searcher, trial_id) if method else searcher.suggest(trial_id)
         except BaseException as err:  # re-raised in the test's thread
             out["error"] = err
 
@@ -70,6 +71,14 @@ def suggest(searcher, trial_id: str):
     if "error" in out:
         raise out["error"]
     return out["config"]
+
+
+class BoundedLimiter(ConcurrencyLimiter):
+    """Tune's ``ConcurrencyLimiter`` whose ``suggest`` is bounded, so that a hang inside a
+    ``Tuner`` fails the test too."""
+
+    def suggest(self, trial_id: str):
+        return suggest(self, trial_id, ConcurrencyLimiter.suggest)
 
 
 class Driver:
@@ -203,42 +212,38 @@ def test_a_finite_searcher_finishes_and_stays_finished():
 
 
 def sometimes_invalid(config: dict) -> None:
-    """A trial of a tiny function trainable: the objective, or NaN / inf for about half the archs."""
+    """A tiny function trainable: a group's second repeat reports NaN; its first reports inf for
+    about half the architectures (the searcher is then told inf, the nanmean), else the objective."""
     arch = SPACE.decode(config)
-    bucket = int(hashlib.sha1(arch.key.encode()).hexdigest(), 16) % 4
-    value = {0: math.nan, 1: math.inf}.get(bucket, objective(arch))
+    if config.get("__trial_index__", 0) == 1:
+        value = math.nan
+    elif int(hashlib.sha1(arch.key.encode()).hexdigest(), 16) % 2:
+        value = math.inf
+    else:
+        value = objective(arch)
     tune.report({"val_acc": value, "arch": str(arch)})
 
 
-def tuner(search_alg, tmp_path, name: str, num_samples: int) -> tune.ResultGrid:
-    return tune.Tuner(
+@pytest.mark.parametrize("name", NAMES)
+def test_a_tuner_runs_it_under_a_concurrency_limiter_and_a_repeater(name, ray_session, tmp_path):
+    """Metric and mode come from ``TuneConfig``; half the trials or more report NaN or inf.
+
+    Tune's ``Repeater`` asks the searcher once per group of ``repeat`` trials, runs that config
+    ``repeat`` times (adding a ``__trial_index__`` key) and tells the searcher the group's
+    ``nanmean`` under the first trial's id.  The repeats are of one evaluation by design (to
+    average noisy training), so here each architecture runs exactly ``repeat`` times, different
+    groups never share one, and the searcher sees one result per group (a failure if all were
+    NaN); it is never asked for an architecture it proposed before."""
+    searcher = make(name, metric=None, mode=None)
+    search_alg = BoundedLimiter(Repeater(searcher, repeat=2), max_concurrent=2)
+    results = tune.Tuner(
         sometimes_invalid,
         param_space={"epochs": 1},
-        tune_config=tune.TuneConfig(search_alg=search_alg, metric="val_acc", mode="max", num_samples=num_samples),
+        tune_config=tune.TuneConfig(search_alg=search_alg, metric="val_acc", mode="max", num_samples=6, reuse_actors=True),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name=name, verbose=0),
     ).fit()
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_a_tuner_runs_it_under_a_concurrency_limiter(name, ray_session, tmp_path):
-    searcher = make(name, metric=None, mode=None)
-    results = tuner(ConcurrencyLimiter(searcher, max_concurrent=2), tmp_path, name, 6)
-    archs = [r.metrics["arch"] for r in results]
-    assert len(results) == 6 and results.num_errors == 0
-    assert len({SPACE.parse(a).key for a in archs}) == 6
-    assert len(searcher.history) + len(searcher.failed) == 6 and not searcher.pending
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_a_tuner_runs_it_under_a_repeater(name, ray_session, tmp_path):
-    """Tune's ``Repeater`` asks the searcher once per group of ``repeat`` trials, runs that
-    config ``repeat`` times (with a ``__trial_index__`` key added) and tells the searcher the
-    group's ``nanmean`` under the first trial's id: repeats are of one evaluation, by design
-    (to average noisy training), so each architecture runs exactly ``repeat`` times, different
-    groups never share one, and the searcher sees one result per group, failed if all were NaN."""
-    searcher = make(name)
-    results = tuner(Repeater(searcher, repeat=2), tmp_path, name, 6)
     keys = [SPACE.parse(r.metrics["arch"]).key for r in results]
     assert len(results) == 6 and results.num_errors == 0
     assert sorted({keys.count(k) for k in keys}) == [2] and len(set(keys)) == 3
     assert len(searcher.history) + len(searcher.failed) == 3 and not searcher.pending
+    assert sum(not math.isfinite(r.metrics["val_acc"]) for r in results) >= 3
