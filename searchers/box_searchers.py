@@ -8,6 +8,9 @@ targets the retired ``AxClient``).  Each maximises the metric ``score``.
 """
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import numpy as np
 from ray import tune
 from ray.tune.search import Searcher
@@ -15,6 +18,10 @@ from ray.tune.search.nevergrad import NevergradSearch
 
 #: the metric a box searcher maximises
 SCORE = "score"
+#: the workers nevergrad is told about: with one, NGOpt may pick a sequential method (Cobyla,
+#: CmaFmin2) whose ``ask`` blocks until the previous point is told, so a second trial started
+#: before the first finished would hang the search; with two it picks one that asks freely
+NEVERGRAD_WORKERS = 2
 
 
 def box_keys(dim: int) -> list[str]:
@@ -36,7 +43,51 @@ def make_box_searcher(optimizer: str, lower: np.ndarray, upper: np.ndarray, seed
     raise ValueError(f"unknown optimizer {optimizer!r}; allowed: 'nevergrad:<Name>', 'hyperopt:tpe', 'ax'")
 
 
-class NevergradBoxSearch(NevergradSearch):
+class NonBlockingNevergradSearch(NevergradSearch):
+    """Tune's ``NevergradSearch`` whose ``suggest`` never blocks.
+
+    The optimizer is told :data:`NEVERGRAD_WORKERS` workers.  One that cannot work in
+    parallel (``no_parallelization``, e.g. ``Cobyla``) is built for one worker, and while its
+    point is out ``suggest`` returns ``None`` (Tune's "wait") instead of blocking in ``ask``.
+    """
+
+    def __init__(self, optimizer: Any, budget: int, space: Any, metric: str | None, mode: str | None):
+        workers = NEVERGRAD_WORKERS
+        try:
+            optimizer(parametrization=space, budget=budget, num_workers=workers)
+        except ValueError as err:  # nevergrad's "... does not support parallelization"
+            if "parallelization" not in str(err):
+                raise
+            workers = 1
+        self.sequential = workers == 1
+        self._worst_loss, self._told_any = 0.0, False  # the largest loss told (0 before any)
+        super().__init__(optimizer, {"budget": budget, "num_workers": workers}, space, metric, mode)
+
+    def suggest(self, trial_id: str) -> dict | None:
+        if self.sequential and self._live_trial_mapping:
+            return None
+        return super().suggest(trial_id)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """A sequential optimizer waits for every point it asked to be told, so a failed one
+        is told the worst loss told so far (0 before any); the others are told nothing."""
+        value = None if error or not result else result.get(self._metric)
+        candidate = self._live_trial_mapping.get(trial_id)
+        if candidate is not None and not (isinstance(value, (int, float)) and math.isfinite(value)):
+            if self.sequential:
+                self._nevergrad_opt.tell(candidate, self._worst_loss)
+            self._live_trial_mapping.pop(trial_id)
+            return
+        super().on_trial_complete(trial_id, result, error)
+
+    def _process_result(self, trial_id: str, result: dict) -> None:
+        super()._process_result(trial_id, result)
+        loss = self._metric_op * result[self._metric]
+        self._worst_loss = max(self._worst_loss, loss) if self._told_any else loss
+        self._told_any = True
+
+
+class NevergradBoxSearch(NonBlockingNevergradSearch):
     """Tune's ``NevergradSearch`` on the box, from a seeded random start.
 
     NGOpt picks a deterministic local method for small budgets in few dimensions, which from
@@ -57,7 +108,7 @@ class NevergradBoxSearch(NevergradSearch):
             for key, x, lo, hi in zip(box_keys(len(lower)), start, lower, upper)
         })  # fmt: skip
         parametrization.random_state = random_state
-        super().__init__(ng.optimizers.registry[name], {"budget": budget}, parametrization, SCORE, "max")
+        super().__init__(ng.optimizers.registry[name], budget, parametrization, SCORE, "max")
 
     def add_evaluated_point(
         self, parameters: dict, value: float, error: bool = False, pruned: bool = False,

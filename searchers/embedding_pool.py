@@ -59,7 +59,7 @@ class EmbeddingPoolSearcher(PoolSearcher):
         if not self.free.any():
             return FINISHED
         config = self.inner.suggest(trial_id)
-        if config is None or config == FINISHED:  # the optimizer is done: random free members
+        if config is None or config == FINISHED:  # the optimizer waits for a result, or is done: a random free member
             return self.embeddings.archs[self.random_free()]
         point = np.array([config[key] for key in box_keys(self.points.shape[1])], dtype=np.float64)
         self.asked[trial_id] = point
@@ -98,11 +98,26 @@ class EmbeddingPoolSearcher(PoolSearcher):
         are not told to the inner searcher."""
         super().set_state(state)
         self.told = [(np.asarray(p), v) for p, v in state["told"]]
-        self.inner, self.asked = self._new_inner(), {}
-        if state["inner"] is not None:
-            restore_searcher(self.inner, state["inner"])
+        self.asked = {}
+        self._rebuild_inner(state["inner"])
+
+    def _rebuild_inner(self, saved: bytes | None) -> None:
+        """A fresh inner searcher restored from ``saved`` (what it saved), or, when it could not
+        save itself, taught every point told so far (the points still out are then forgotten)."""
+        self.inner = self._new_inner()
+        if saved is not None:
+            restore_searcher(self.inner, saved)
             return
+        self.asked = {}
         keys = box_keys(self.points.shape[1])
         for point, score in self.told:
             self.inner.add_evaluated_point(dict(zip(keys, point.tolist())), score)
+
+    # pickle and deepcopy the inner searcher through its own save: HyperOptSearch holds a lambda
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "inner": searcher_bytes(self.inner)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({k: v for k, v in state.items() if k != "inner"})
+        self._rebuild_inner(state["inner"])
 

@@ -126,10 +126,7 @@ def _tpe(
     good-trial density scored by expected improvement) go to ``hyperopt.tpe.suggest`` itself:
     HyperOptSearch forwards the first two only, so its ``algo`` is replaced by a partial with all three.
     """
-    from hyperopt import tpe
-    from ray.tune.search.hyperopt import HyperOptSearch
-
-    from searchers.unique import UniqueArchSearcher
+    from searchers.unique import UniqueArchSearcher, hyperopt_tpe
 
     if not (isinstance(num_initial, int) and num_initial >= 0):
         raise ValueError(f"num_initial must be an int >= 0, got {num_initial!r}")
@@ -137,9 +134,8 @@ def _tpe(
         raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
     if not (isinstance(n_EI_candidates, int) and n_EI_candidates >= 1):
         raise ValueError(f"n_EI_candidates must be an int >= 1, got {n_EI_candidates!r}")
-    inner = HyperOptSearch(space=space.tune_space(), metric=metric, mode=mode, random_state_seed=seed)
-    inner.algo = partial(tpe.suggest, n_startup_jobs=num_initial, gamma=gamma, n_EI_candidates=n_EI_candidates)
-    return UniqueArchSearcher(inner, space, metric, mode, seed, **kw)
+    make_inner = partial(hyperopt_tpe, space.tune_space(), seed, num_initial, gamma, n_EI_candidates)
+    return UniqueArchSearcher(make_inner, space, metric, mode, seed, **kw)
 
 
 @register_searcher("nevergrad", uses=("budget",))
@@ -154,25 +150,15 @@ def _nevergrad(
 ) -> Searcher:
     """Tune's NevergradSearch; NGOpt picks its algorithm from the ``budget`` it is told."""
     import nevergrad as ng
-    import numpy as np
-    from ray.tune.search.nevergrad import NevergradSearch
 
-    from searchers.unique import UniqueArchSearcher
+    from searchers.unique import UniqueArchSearcher, nevergrad_flat
 
     if not (isinstance(budget, int) and budget >= 1):
         raise ValueError(f"budget must be an int >= 1, got {budget!r}")
     if optimizer not in ng.optimizers.registry:
         raise ValueError(f"unknown nevergrad optimizer {optimizer!r}; e.g. NGOpt, OnePlusOne, DE, PortfolioDiscreteOnePlusOne")
-    parametrization = NevergradSearch.convert_search_space(space.tune_space())
-    parametrization.random_state = np.random.RandomState(seed)
-    inner = NevergradSearch(
-        optimizer=ng.optimizers.registry[optimizer],
-        optimizer_kwargs={"budget": budget},
-        space=parametrization,
-        metric=metric,
-        mode=mode,
-    )
-    return UniqueArchSearcher(inner, space, metric, mode, seed, **kw)
+    make_inner = partial(nevergrad_flat, space.tune_space(), seed, optimizer, budget)
+    return UniqueArchSearcher(make_inner, space, metric, mode, seed, **kw)
 
 
 @register_searcher("ax", uses=("objectives",))

@@ -9,7 +9,7 @@ too.  After ``max_repeats`` repeats a random unseen architecture is used instead
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ray.tune.search import Searcher
 
@@ -17,13 +17,22 @@ from raynas.arch import Arch
 from search_spaces import SearchSpace
 from searchers.base import FINISHED, ArchSearcher, restore_searcher, searcher_bytes
 
+#: ``make_inner(metric, mode) -> Searcher``: builds the wrapped searcher once both are known
+InnerFactory = Callable[[str, str], Searcher]
+
 
 class UniqueArchSearcher(ArchSearcher):
-    """Wrap ``inner`` (a Tune ``Searcher`` already holding this space's domains)."""
+    """Wrap the Tune ``Searcher`` that ``make_inner(metric, mode)`` builds over this space's domains.
+
+    The inner searcher is built when metric and mode are known: here if given, else when Tune
+    sets them (``set_search_properties``); Tune's searchers read them only when built.
+    ``make_inner`` must pickle (a ``functools.partial`` of a module-level function) for the
+    wrapper to pickle: the inner searcher itself is pickled through its own ``save``.
+    """
 
     def __init__(
         self,
-        inner: Searcher,
+        make_inner: InnerFactory,
         space: SearchSpace | str,
         metric: str | None = None,
         mode: str | None = None,
@@ -32,13 +41,15 @@ class UniqueArchSearcher(ArchSearcher):
         max_resample: int = 1000,
     ):
         super().__init__(space, metric, mode, seed, max_resample)
-        self.inner = inner
+        self.make_inner = make_inner
+        self.inner: Searcher | None = make_inner(metric, mode) if metric and mode else None
         self.max_repeats = max_repeats
         self.inner_ids: dict[str, str | None] = {}  # our trial id -> inner trial id (None: not the inner's)
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         super().set_search_properties(metric, mode, config, **spec)
-        self.inner.set_search_properties(self._metric, self._mode, {})
+        if self.inner is None and self._metric and self._mode:
+            self.inner = self.make_inner(self._metric, self._mode)
         return True
 
     def suggest(self, trial_id: str) -> dict | str | None:
@@ -46,7 +57,9 @@ class UniqueArchSearcher(ArchSearcher):
         for attempt in range(self.max_repeats):
             inner_id = f"{trial_id}~{attempt}"
             config = self.inner.suggest(inner_id)
-            if config is None or config == FINISHED:
+            if config is None:  # the optimizer waits for a result (a sequential one): a random unseen arch
+                break
+            if config == FINISHED:
                 return config
             try:
                 arch = self.space.decode(config)
@@ -89,14 +102,53 @@ class UniqueArchSearcher(ArchSearcher):
                 pass
 
     def get_state(self) -> dict:
-        inner = searcher_bytes(self.inner)
-        if inner is None:
+        inner = None if self.inner is None else searcher_bytes(self.inner)
+        if self.inner is not None and inner is None:
             raise ValueError(f"{type(self.inner).__name__} cannot save its state, so {type(self).__name__} cannot either")
         return {**super().get_state(), "inner": inner, "inner_ids": dict(self.inner_ids)}
 
     def set_state(self, state: dict) -> None:
         super().set_state(state)
         self.inner_ids = dict(state["inner_ids"])
-        restore_searcher(self.inner, state["inner"])
+        self._restore_inner(state["inner"])
+
+    def _restore_inner(self, saved: bytes | None) -> None:
+        self.inner = None if saved is None else self.make_inner(self._metric, self._mode)
+        if saved is not None:
+            restore_searcher(self.inner, saved)
+
+    # pickle and deepcopy the inner searcher through its own save: HyperOptSearch holds a lambda
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "inner": None if self.inner is None else searcher_bytes(self.inner)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({k: v for k, v in state.items() if k != "inner"})
+        self._restore_inner(state["inner"])
 
 
+def hyperopt_tpe(
+    domains: dict, seed: int | None, num_initial: int, gamma: float, n_EI_candidates: int, metric: str, mode: str
+) -> Searcher:
+    """Tune's HyperOptSearch over ``domains`` whose ``algo`` is ``hyperopt.tpe.suggest`` with all
+    three options (HyperOptSearch forwards the first two only)."""
+    from functools import partial
+
+    from hyperopt import tpe
+    from ray.tune.search.hyperopt import HyperOptSearch
+
+    inner = HyperOptSearch(space=domains, metric=metric, mode=mode, random_state_seed=seed)
+    inner.algo = partial(tpe.suggest, n_startup_jobs=num_initial, gamma=gamma, n_EI_candidates=n_EI_candidates)
+    return inner
+
+
+def nevergrad_flat(domains: dict, seed: int | None, optimizer: str, budget: int, metric: str, mode: str) -> Searcher:
+    """Tune's NevergradSearch over ``domains`` (seeded), never blocking in ``suggest``."""
+    import nevergrad as ng
+    import numpy as np
+    from ray.tune.search.nevergrad import NevergradSearch
+
+    from searchers.box_searchers import NonBlockingNevergradSearch
+
+    parametrization = NevergradSearch.convert_search_space(domains)
+    parametrization.random_state = np.random.RandomState(seed)
+    return NonBlockingNevergradSearch(ng.optimizers.registry[optimizer], budget, parametrization, metric, mode)
