@@ -31,9 +31,11 @@ def main() -> None:
         for fmt in FORMATS:
             seconds, diffs, outputs = [], [], []
             for seed in range(args.seeds):
-                model = space.build(space.sample(seed), num_classes=10, in_shape=(3, 32, 32), **build)
+                arch = space.sample(seed)
+                model = space.build(arch, num_classes=10, in_shape=(3, 32, 32), **build)
+                meta = {"in_shape": [3, 32, 32], "space": name, "arch": str(arch), "num_classes": 10, "build": build}
                 with tempfile.TemporaryDirectory() as out:
-                    folder = export_model(model, {"in_shape": [3, 32, 32], "space": name}, out, fmt)
+                    folder = export_model(model, meta, out, fmt)
                     meta = __import__("json").loads((folder / "model.json").read_text())
                 seconds.append(meta["export_s"])
                 diffs.append(meta["max_abs_diff"])

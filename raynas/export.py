@@ -74,8 +74,12 @@ def export_models(experiment: str | Path, out: str | Path, fmt: str = "torchscri
 
 
 def export_model(model: nn.Module, meta: dict[str, Any], out: str | Path, fmt: str, atol: float = ATOL) -> Path:
-    """One network and its metadata (``meta``: at least ``in_shape``) written to ``out`` as
+    """One network and its metadata (``meta``: at least ``in_shape``; for ``state_dict`` also
+    ``space``, ``arch``, ``num_classes``, ``build``, which rebuild it) written to ``out`` as
     ``fmt``, then loaded back and compared with ``model`` on a random batch of 4."""
+    missing = {"in_shape", *(("space", "arch", "num_classes") if fmt == "state_dict" else ())} - set(meta)
+    if missing:
+        raise ValueError(f"exporting {fmt} needs meta keys {sorted(missing)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
