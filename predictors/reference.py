@@ -10,8 +10,9 @@ What keeps the answer honest:
 
 * **A network whose output ignores its input** (e.g. an NB201 cell of ``none`` edges) cannot
   learn anything; a graph predictor cannot tell, because such a graph looks like any other.
-  Every model is run on two different random batches first; one whose outputs agree is
-  placed at the bottom of the table, whatever the predictor says.
+  Every model is run on two different random batches first; one whose outputs agree scores
+  chance (100 / its outputs, in %; never above the table's worst) with no spread, whatever
+  the predictor says.
 * **Uncertainty** is the spread of the predictor's heads together with its error on
   reference architectures it was not fitted on (a fifth of them are held out), widened in
   proportion to how far beyond the references' own spacing the model's embedding lies.
@@ -89,17 +90,19 @@ def build_user_model(
 
 
 @torch.no_grad()
-def ignores_input(model: nn.Module, in_shape: tuple[int, ...], seed: int = 0) -> bool:
-    """Whether ``model`` gives the same output for two different random batches (eval mode)."""
+def chance_if_input_ignored(model: nn.Module, in_shape: tuple[int, ...], seed: int = 0) -> float | None:
+    """The chance accuracy (%) of ``model`` if it gives the same output for two different
+    random batches (eval mode), else ``None``: such a network cannot learn."""
     generator = torch.Generator().manual_seed(seed)
     one, two = (torch.randn(4, *in_shape, generator=generator) for _ in range(2))
     training = model.training
     model.eval()
     try:
-        first, second = model(one), model(two)
+        with torch.no_grad():
+            first, second = model(one), model(two)
     finally:
         model.train(training)
-    return bool(torch.allclose(first, second, rtol=1e-5, atol=1e-6))
+    return 100.0 / first.shape[-1] if torch.allclose(first, second, rtol=1e-5, atol=1e-6) else None
 
 
 @dataclass
@@ -214,10 +217,11 @@ class Reference:
         distance = np.linalg.norm(ref_embedded - embedded, axis=1)
         closest = np.argsort(distance)[:neighbors]
         ratio = float(distance.min() / max(typical, 1e-12))
-        predicted, constant = float(mean[0]), ignores_input(model, in_shape)
-        if constant:  # it cannot learn: the bottom of the table, whatever its graph resembles
-            predicted = float(self.accuracy.min())
+        predicted = float(mean[0])
         std = float(np.hypot(head_std[0], self.holdout_rmse) * min(max(1.0, distance.min() / widest), MAX_WIDENING))
+        chance = chance_if_input_ignored(model, in_shape)
+        if chance is not None:  # it cannot learn: chance, whatever its graph resembles
+            predicted, std = min(chance, float(self.accuracy.min())), 0.0
         cosine = ref_embedded[closest] @ embedded / np.maximum(np.linalg.norm(ref_embedded[closest], axis=1) * np.linalg.norm(embedded), 1e-12)
         return ReferenceScore(
             predicted=predicted,
@@ -228,7 +232,7 @@ class Reference:
             neighbors=[(str(self.archs[i]), float(self.accuracy[i]), float(c)) for i, c in zip(closest, cosine)],
             distance=ratio,
             out_of_distribution=bool(distance.min() > widest),
-            ignores_input=constant,
+            ignores_input=chance is not None,
         )
 
 

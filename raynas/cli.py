@@ -356,7 +356,7 @@ def _run_predict(args: argparse.Namespace) -> int:
         print(f"  percentile          {s.table_percentile:.0f}% of the reference table's accuracies lie below it; "
               f"the predictor ranks it above {s.predicted_percentile:.0f}% of them")  # fmt: skip
         if s.ignores_input:
-            print("  warning             its output does not depend on its input: it cannot learn; placed at the bottom")
+            print("  warning             its output does not depend on its input: it cannot learn; scored at chance")
         if s.out_of_distribution:
             print(f"  warning             out of distribution: {s.distance:.1f}x farther from the nearest reference than "
                   "references typically are from each other; the prediction is an extrapolation")  # fmt: skip

@@ -220,7 +220,7 @@ def _layout(graph: nx.DiGraph, wrap: int = 7) -> tuple[dict[Any, tuple[float, fl
 
 def draw_cell(graph: nx.DiGraph) -> bytes:
     """PNG of a cell graph, inputs at the top: one box per vertex labelled with its ``op``,
-    arrows along the edges (curved where they skip a layer)."""
+    arrows along the edges (curved where they skip a layer, away from the column they skip)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -247,15 +247,28 @@ def draw_cell(graph: nx.DiGraph) -> bytes:
     fig.canvas.draw()  # sizes the boxes, so the arrows below stop at their edges
     for u, v in graph.edges:
         skips = abs(pos[u][1] - pos[v][1]) > 1 and abs(pos[u][0] - pos[v][0]) < 1.1
+        outward = _bend(pos, u, v)
         ax.annotate("", xy=pos[v], xytext=pos[u], zorder=2,
                     arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 0.9, "shrinkA": 1, "shrinkB": 1,
                                 "patchA": boxes[u].get_bbox_patch(), "patchB": boxes[v].get_bbox_patch(),
-                                "connectionstyle": f"arc3,rad={0.5 if skips else 0.0}"})  # fmt: skip
+                                "connectionstyle": f"arc3,rad={outward if skips else 0.0}"})  # fmt: skip
     with tempfile.TemporaryFile() as out:
         fig.savefig(out, format="png")
         plt.close(fig)
         out.seek(0)
         return out.read()
+
+
+def _bend(pos: dict, u: object, v: object) -> float:
+    """The arc3 ``rad`` of an edge skipping rows (going down, a negative rad bends right): a
+    slanted edge bends outwards, a vertical one to the side with fewer boxes on the rows it
+    passes."""
+    (ux, uy), (vx, vy) = pos[u], pos[v]
+    if ux != vx:
+        return -0.5 if ux > vx else 0.5
+    between = [x for x, y in pos.values() if min(uy, vy) < y < max(uy, vy)]
+    left, right = sum(ux - 1.1 < x < ux for x in between), sum(ux < x < ux + 1.1 for x in between)
+    return 0.5 if left <= right else -0.5
 
 
 def _png_uri(data: bytes) -> str:
@@ -325,7 +338,7 @@ def _text(value: Any) -> str:
             return f"{int(value):,}"
         return f"{value:.4g}" if abs(value) >= 1e-3 else f"{value:.3g}"
     if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(value)  # in the order given: objectives keep theirs
     return str(value)
 
 

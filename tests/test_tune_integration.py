@@ -82,7 +82,7 @@ def test_interrupted_search_resumes_to_the_requested_trials(stop, ray_session, t
     address = ray_session.get_runtime_context().gcs_address
     command = [
         sys.executable, "-m", "raynas.cli", "search", "--space", "nb201", "--searcher", "rea",
-        "--dataset", "synthetic:512", "--num-samples", "6", "--epochs", "2", "--max-concurrent", "1",
+        "--dataset", "synthetic:4096", "--num-samples", "6", "--epochs", "2", "--max-concurrent", "1",
         "--storage", str(tmp_path), "--name", "interrupted", "--address", address, "--seed", "1",
         "--set", 'build={"C": 4, "N": 1}', "--metric", "train_loss",
     ]  # fmt: skip
@@ -90,7 +90,7 @@ def test_interrupted_search_resumes_to_the_requested_trials(stop, ray_session, t
     folder = tmp_path / "interrupted"
     deadline = time.time() + 240
     while _finished_trials(folder) < 2 and time.time() < deadline and driver.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert driver.poll() is None, "the driver ended before it could be interrupted"
     driver.send_signal(stop)
     driver.wait(timeout=120)
@@ -106,8 +106,8 @@ def test_interrupted_search_resumes_to_the_requested_trials(stop, ray_session, t
     table = pq.read_table(folder / "trials.parquet").to_pylist()
     assert len(table) == 6 and all(r["status"] == "TERMINATED" for r in table), [r["error"] for r in table]
     assert len({SPACE.parse(r["arch"]).key for r in table}) == 6
-    assert all(r["epoch"] == 2 and json.loads(r["config"])["dataset"] == "synthetic:512" for r in table)
-    data = load_dataset("synthetic:512")  # 3 channels, 4 classes: digits would give other sizes
+    assert all(r["epoch"] == 2 and json.loads(r["config"])["dataset"] == "synthetic:4096" for r in table)
+    data = load_dataset("synthetic:4096")  # 3 channels, 4 classes: digits would give other sizes
     for row in table:
         model = SPACE.build(SPACE.parse(row["arch"]), num_classes=data.num_classes, in_shape=data.in_shape, C=4, N=1)
         assert row["params"] == sum(p.numel() for p in model.parameters())
