@@ -387,7 +387,8 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs each trial asks Ray for")
     parser.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs each trial asks Ray for")
     parser.add_argument("--seed", type=int, default=0, help="seed of every trial")
-    parser.add_argument("--storage", default="~/ray_results", help="where Tune writes the experiment")
+    parser.add_argument("--storage", help="where Tune writes the experiment (default: beside the --from search, "
+                        "else ~/ray_results)")  # fmt: skip
     parser.add_argument("--name", help="experiment name (default: <search>-retrain, or <space>-train_<time>)")
     parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")
     parser.add_argument("--max-failures", type=int, default=2, help="times a failed trial is restarted from its checkpoint")
@@ -399,8 +400,8 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     """Retrain architectures from scratch at full size, one trial each (``raynas.retrain``)."""
-    from raynas import retrain
-    from raynas.experiment import run_search
+    from raynas import retrain, storage
+    from raynas.experiment import SearchSettings, run_search
 
     run = dict(
         max_concurrent=args.max_concurrent, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
@@ -409,8 +410,6 @@ def _run_train(args: argparse.Namespace) -> int:
         preset=args.preset, dataset=args.dataset, epochs=args.epochs, trainer_options=_key_values(args.set, "--set"),
     )  # fmt: skip
     if args.resume:
-        from raynas.experiment import SearchSettings
-
         outcome = run_search(SearchSettings(address=args.address, verbose=args.verbose), resume=args.resume)  # the saved settings, this address
     else:
         if args.experiment:
@@ -418,12 +417,14 @@ def _run_train(args: argparse.Namespace) -> int:
         else:
             space = args.space or "nb201"
             run["name"] = run["name"] or f"{space.rsplit(':', 1)[-1]}-train_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+            run["storage"] = run["storage"] or SearchSettings.storage
             settings = retrain.train_settings(args.arch, space, **run)
         settings = settings.check()
         print(f"retraining {settings.num_samples} {settings.space.name} architecture(s) on {settings.dataset} for "
               f"{settings.epochs} epochs with {json.dumps(settings.trainer_options, sort_keys=True)}")  # fmt: skip
         for arch in settings.searcher_options["archs"]:
             print(f"  {arch}")
+        print(f"into {storage.join(storage.resolve(settings.storage), settings.name)}")
         if args.dry_run:
             return 0
         outcome = run_search(settings)
@@ -464,7 +465,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
     for folder in export_models(args.experiment, args.out, args.format, args.top_k, args.space, args.atol):
         meta = json.loads((folder / "model.json").read_text())
-        metrics = ", ".join(f"{k} {v:.4g}" for k, v in meta["metrics"].items() if k in ("val_acc", "test_acc", "params"))
+        metrics = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v:.4g}"
+                            for k, v in meta["metrics"].items() if k in ("val_acc", "test_acc", "params"))  # fmt: skip
         print(f"{folder}  {meta['format']} in {meta['export_s']:.1f} s, max |diff| {meta['max_abs_diff']:.1e}  ({metrics})")
         print(f"  {meta['arch']}")
     return 0

@@ -66,7 +66,8 @@ def export_models(experiment: str | Path, out: str | Path, fmt: str = "torchscri
             "input": "float32 images N x C x H x W, normalised as (x * scale - mean) / std per channel",
             "metrics": {k: row[k] for k in _METRICS if isinstance(row.get(k), (int, float)) and math.isfinite(row[k])},
             "weights": "best val_acc epoch" if weights_file.name == "best.pt" else "last epoch",
-            "source": {"experiment": str(folder), "trial_id": row.get("trial_id"), "checkpoint": str(weights_file)},
+            "source": {"experiment": str(Path(folder).resolve()), "trial_id": row.get("trial_id"),
+                       "checkpoint": str(weights_file.resolve())},
         }  # fmt: skip
         target = Path(out).expanduser() / f"{rank}-{row.get('trial_id')}"
         written.append(export_model(model, meta, target, fmt, atol))

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from raynas import storage
 from raynas.experiment import SearchSettings, load_settings, local_folder
 from raynas.io import read_parquet
 from raynas.results import pareto_table
@@ -137,7 +138,9 @@ def from_experiment(
 ) -> SearchSettings:
     """:func:`train_settings` for the ``top_k`` best architectures of ``experiment``, on its
     dataset unless ``dataset`` is given (a table look-up search has none: give one).  ``space``:
-    the space, when the experiment's was the user's own (its settings name it, cannot rebuild it)."""
+    the space, when the experiment's was the user's own (its settings name it, cannot rebuild it).
+    The retraining is written beside the search (``<search>-retrain``) unless ``storage`` and
+    ``name`` say otherwise."""
     saved, archs = best_archs(experiment, top_k, space)
     if dataset is None:
         if saved.trainable_info.shared == "benchmark":
@@ -147,5 +150,7 @@ def from_experiment(
     keep = {k: v for k, v in saved.trainer_options.items() if k not in ("epochs",)}
     if saved.trainable != "standalone":  # another trainable's keys (label-free, sampled) do not apply
         keep = {k: v for k, v in keep.items() if k in ("device", "precision", "channels_last", "build")}
-    name = kw.pop("name", None) or f"{Path(str(experiment).rstrip('/')).name}-retrain"
-    return train_settings(archs, space or saved.space, dataset=dataset, base_options=keep, name=name, **kw)
+    parent, _, folder = storage.resolve(experiment).rstrip("/").rpartition("/")
+    kw["name"] = kw.get("name") or f"{folder}-retrain"
+    kw["storage"] = kw.get("storage") or parent  # beside the search, where its user looks
+    return train_settings(archs, space or saved.space, dataset=dataset, base_options=keep, **kw)

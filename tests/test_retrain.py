@@ -83,6 +83,7 @@ def test_the_best_distinct_architectures_of_a_search_are_picked(tmp_path):
     assert settings.searcher_options == {"archs": [b]} and settings.epochs == 3 and settings.dataset == "digits"
     assert settings.trainer_options["build"] == {"C": 16, "N": 2}  # the search's, then the preset's, then the user's
     assert settings.trainer_options["lr"] == PRESETS["nb201"]["lr"] and settings.trainer_options["keep_best"]
+    assert (settings.storage, settings.name) == (str(folder.parent), f"{folder.name}-retrain")  # beside the search
     settings.check()
 
 
