@@ -1,12 +1,14 @@
 """Load: thousands of NB201 table trials through Ray Tune, the way ``raynas search`` runs them.
 
 For each searcher: wall time, trials per second (first and last 10 %), peak resident memory
-of the driver, of the largest Ray worker and of all Ray processes together (sampled), and
-the searcher's ``suggest`` latency p50 / p99 around 100 and around N observations, with the
-growth exponent between them (1.0 = linear; a capped surrogate should stay near 0).
+of the largest Ray worker and of all Ray processes together (sampled), the driver's and the
+workers' resident memory every 1,000 completed trials with its growth per 1,000 over the second
+half of the run (a leak grows without bound; a bounded searcher levels off), and the
+searcher's ``suggest`` latency p50 / p99 around 100, 1,000 and N observations, with the growth
+exponent between 100 and N (1.0 = linear; a capped surrogate should stay near 0).
 
-    python bench/load.py --trials 2000 --searchers rea,embedding-gp \
-        --embeddings /path/nb201_embeddings.parquet
+    python bench/load.py --trials 10000 --searchers rea,embedding-gp,tpe \
+        [--embeddings /path/nb201_embeddings.parquet]
 """
 from __future__ import annotations
 
@@ -57,6 +59,27 @@ class MemorySampler(threading.Thread):
             self.peak_worker = max(self.peak_worker, worker)
 
 
+def resident_mb() -> tuple[float, float]:
+    """Resident memory (MB) of this driver process and of all its Ray workers together."""
+    root = psutil.Process()
+    workers = 0
+    for process in root.children(recursive=True):
+        try:
+            if " ".join(process.cmdline()[:1]).startswith("ray::"):
+                workers += process.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return root.memory_info().rss / MB, workers / MB
+
+
+def growth_per_1000(samples: list[tuple[int, float, float]], column: int) -> float:
+    """MB per 1,000 trials: the slope of a line through the second half of the samples."""
+    late = samples[len(samples) // 2 :]
+    if len(late) < 2:
+        return float("nan")
+    return 1000 * float(np.polyfit([n for n, *_ in late], [row[column] for row in late], 1)[0])
+
+
 def timed_suggest(searcher: object, log: list[tuple[int, float]]) -> None:
     """Record (observations so far, seconds) for every ``suggest`` of ``searcher``."""
     suggest = searcher.suggest
@@ -75,10 +98,13 @@ def run_one(name: str, table: TabularBenchmark, trials: int, concurrency: int, o
     latencies: list[tuple[int, float]] = []
     timed_suggest(searcher, latencies)
     finished: list[float] = []
+    memory: list[tuple[int, float, float]] = []  # (trials completed, driver MB, workers MB)
 
     class Clock(tune.Callback):
         def on_trial_complete(self, iteration, trials, trial, **info):
             finished.append(time.perf_counter())
+            if len(finished) % 1000 == 0:
+                memory.append((len(finished), *resident_mb()))
 
     with tempfile.TemporaryDirectory() as storage:
         start = time.perf_counter()
@@ -99,6 +125,7 @@ def run_one(name: str, table: TabularBenchmark, trials: int, concurrency: int, o
     return {
         "trials": outcome.num_trials, "errors": errors, "fit_s": fit_s, "wall_s": wall_s,
         "best": outcome.best_metrics.get("test_acc"), "latencies": latencies, "finished": np.array(finished) - start,
+        "memory": memory,
     }
 
 
@@ -135,24 +162,34 @@ def main() -> None:
         sampler.peak_total = sampler.peak_worker = 0
         run = run_one(name, table, args.trials, args.concurrency, options, args.seed)
         lo, hi = min(100, args.trials), args.trials
-        early, late = window(run["latencies"], lo), window(run["latencies"], hi)
+        early, middle, late = (window(run["latencies"], n) for n in (lo, min(1000, hi), hi))
         growth = np.log(np.median(late) / np.median(early)) / np.log(hi / lo) if len(early) and len(late) else np.nan
         first_tps, last_tps = throughput(run["finished"])
-        rows.append((name, run, early, late, growth, first_tps, last_tps, sampler.peak_worker, sampler.peak_total))
+        rows.append((name, run, early, middle, late, growth, first_tps, last_tps, sampler.peak_worker, sampler.peak_total))
+        print(f"{name}: {run['trials']} trials in {run['wall_s']:.0f} s; MB every 1,000 (driver, workers): "
+              + ", ".join(f"{n}: {d:.0f}/{w:.0f}" for n, d, w in run["memory"]), flush=True)  # fmt: skip
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sampler.stopped.set()
 
     print(f"{args.trials} NB201 ({args.dataset}) table trials per searcher through Tune, concurrency "
           f"{args.concurrency}, reuse_actors, {os.cpu_count()} CPUs; embeddings: {args.embeddings}\n")
     print("| searcher | trials (errors) | wall s | trials/s first / last 10 % | suggest ms p50 / p99 at 100 obs "
-          f"| at {args.trials} obs | growth exponent | worker peak MB | all Ray processes peak MB | best test_acc |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, run, early, late, growth, first_tps, last_tps, worker, total in rows:
+          f"| at 1,000 | at {args.trials:,} | growth exponent | driver MB at 1k / end, per 1k | workers MB at 1k / end, "
+          "per 1k | worker peak MB | all Ray processes peak MB | best test_acc |")  # fmt: skip
+    print("|" + " --- |" * 13)
+    for name, run, early, middle, late, growth, first_tps, last_tps, worker, total in rows:
         def cell(x: np.ndarray) -> str:
             return f"{1e3 * np.median(x):.1f} / {1e3 * np.quantile(x, 0.99):.1f}" if len(x) else "-"
 
+        def mb(column: int) -> str:
+            samples = run["memory"]
+            if not samples:
+                return "-"
+            return f"{samples[0][column]:.0f} / {samples[-1][column]:.0f}, {growth_per_1000(samples, column):+.1f}"
+
         print(f"| {name} | {run['trials']} ({run['errors']}) | {run['wall_s']:.0f} | {first_tps:.1f} / {last_tps:.1f} "
-              f"| {cell(early)} | {cell(late)} | {growth:.2f} | {worker / MB:.0f} | {total / MB:.0f} | {run['best']:.2f} |")
+              f"| {cell(early)} | {cell(middle)} | {cell(late)} | {growth:.2f} | {mb(1)} | {mb(2)} | {worker / MB:.0f} "
+              f"| {total / MB:.0f} | {run['best']:.2f} |")  # fmt: skip
     print(f"\ndriver peak RSS over the whole run: {driver_peak / MB:.0f} MB")
 
 
