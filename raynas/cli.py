@@ -524,9 +524,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"raynas {args.command}: error: {err}", file=sys.stderr)
         return 2
     except RuntimeError as err:
-        from raynas.experiment import SearchFailed  # already imported by the search that raised
+        from raynas.experiment import SearchFailed, StorageFailed  # already imported by the search that raised
 
-        if not isinstance(err, SearchFailed):
+        if not isinstance(err, (SearchFailed, StorageFailed)):
             raise
         print(f"raynas {args.command}: {err}", file=sys.stderr)
         return 1

@@ -157,6 +157,10 @@ class SearchFailed(RuntimeError):
     """Every trial of a search failed; the message gives the first trial's cause."""
 
 
+class StorageFailed(RuntimeError):
+    """The experiment folder could not be written (a full disk, a read-only mount)."""
+
+
 @dataclass
 class SearchOutcome:
     experiment_dir: Path
@@ -295,7 +299,12 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
             save_settings(settings, storage.join(root, settings.name))
         with _tune_output(settings.verbose):
             results = tuner.fit()
-        outcome = summarise(results, settings.metric, settings.mode, settings.objectives)
+        try:
+            outcome = summarise(results, settings.metric, settings.mode, settings.objectives)
+        except OSError as err:  # Tune logs its own failed writes and goes on; the tables cannot
+            where = results.experiment_path
+            raise StorageFailed(f"could not write the results to {where}: {err} ({len(results)} trials ran; "
+                                "Ray Tune's own files there may be incomplete too)") from err  # fmt: skip
     outcome.report_path = _report(outcome.experiment_dir, settings.space)
     return outcome
 

@@ -4,7 +4,8 @@
   checkpoint (``SearchSettings.max_failures``) and still trains every epoch exactly once;
 * ``raynas search --address`` on a two-node Ray cluster started here (``ray start --head``
   on loopback plus a second ``ray start --address``): trials run on both nodes;
-* the worker node is SIGKILLed mid-search: the search still finishes every trial.
+* the worker node is SIGKILLed mid-search: the search still finishes every trial;
+* the experiment's disk fills mid-search: a clear error naming the folder, exit 1.
 
 The cluster tests (``-m "not cluster"`` deselects them) start every Ray process in a
 session of its own and kill exactly those process trees afterwards, never with
@@ -253,6 +254,35 @@ def test_killed_trial_worker_resumes_from_its_last_checkpoint(ray_session, tmp_p
     assert other["iterations_since_restore"] == 3  # never restored
     (reported,) = outcome.experiment_dir.glob(f"*{victim['trial_id']}*/result.json")
     assert [json.loads(line)["epoch"] for line in reported.read_text().splitlines()] == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- the experiment's disk fills
+
+
+@pytest.fixture
+def tiny_disk(tmp_path) -> Iterator[Path]:
+    """A 100 kB tmpfs: a few table trials fill it (mounting needs root and a kernel that lets us)."""
+    where = tmp_path / "tiny"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(where)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill ({mounted.stderr.strip() or 'mount failed'})")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_disk_is_a_clear_error_naming_the_folder(ray_session, tiny_disk, capsys):
+    """Tune logs its own failed writes and runs on; raynas's tables then cannot be written:
+    exit 1 and one line saying where and why, not a traceback."""
+    from conftest import benchmark_file
+    from raynas.cli import main as cli_main
+
+    table = benchmark_file("nb201_all.parquet")
+    code = cli_main(["search", "--trainable", "benchmark", "--benchmark", str(table), "--dataset", "cifar10",
+                     "--searcher", "rea", "--num-samples", "20", "--storage", str(tiny_disk), "--name", "full"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"could not write the results to {tiny_disk / 'full'}" in err and "No space left on device" in err
 
 
 # ---------------------------------------------------------------- a real two-node cluster
