@@ -259,10 +259,12 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
 
     searcher = None if resume else _searcher(settings)
     shared = _shared_input(settings)
+    from raynas.live_table import LiveTrialsTable
     from raynas.search_progress import SearchProgress
 
     # Ray's start-up messages, trial tables and worker logs only when asked for; else one progress line
     progress = [] if settings.verbose else [SearchProgress(settings.num_samples, settings.metric, settings.mode)]
+    live = None if resume else LiveTrialsTable(local_folder(storage.join(storage.resolve(settings.storage), settings.name)))
     with ray_session(settings.address, log_to_driver=settings.verbose, logging_level="info" if settings.verbose else "warning"):
         checkpoints = settings.trainable_info.checkpoint_frequency > 0
         if checkpoints:
@@ -293,7 +295,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                     checkpoint_config=tune.CheckpointConfig(checkpoint_at_end=checkpoints, num_to_keep=2),
                     failure_config=tune.FailureConfig(max_failures=settings.max_failures),
                     verbose=2 if settings.verbose else 0,
-                    callbacks=progress,
+                    callbacks=[*progress, live],
                 ),
             )
             save_settings(settings, storage.join(root, settings.name))
@@ -302,9 +304,9 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         try:
             outcome = summarise(results, settings.metric, settings.mode, settings.objectives)
         except OSError as err:  # Tune logs its own failed writes and goes on; the tables cannot
-            where = results.experiment_path
-            raise StorageFailed(f"could not write the results to {where}: {err} ({len(results)} trials ran; "
-                                "Ray Tune's own files there may be incomplete too)") from err  # fmt: skip
+            kept = f"; {live.path} holds the {live.rows} trials finished by its last write" if live is not None and live.rows else ""
+            raise StorageFailed(f"could not write the results to {results.experiment_path}: {err} ({len(results)} "
+                                f"trials ran{kept}; Ray Tune's own files there may be incomplete too)") from err  # fmt: skip
     outcome.report_path = _report(outcome.experiment_dir, settings.space)
     return outcome
 

@@ -272,8 +272,9 @@ def tiny_disk(tmp_path) -> Iterator[Path]:
 
 
 def test_a_full_disk_is_a_clear_error_naming_the_folder(ray_session, tiny_disk, capsys):
-    """Tune logs its own failed writes and runs on; raynas's tables then cannot be written:
-    exit 1 and one line saying where and why, not a traceback."""
+    """Tune logs its own failed writes and runs on; raynas's final tables then cannot be
+    written: exit 1 and one line saying where and why, not a traceback, and the trials table
+    written while there was room is still whole."""
     from conftest import benchmark_file
     from raynas.cli import main as cli_main
 
@@ -283,6 +284,9 @@ def test_a_full_disk_is_a_clear_error_naming_the_folder(ray_session, tiny_disk, 
     err = capsys.readouterr().err
     assert code == 1
     assert f"could not write the results to {tiny_disk / 'full'}" in err and "No space left on device" in err
+    kept = pq.read_table(tiny_disk / "full" / "trials.parquet").to_pylist()  # written while the disk had room
+    assert 0 < len(kept) < 20 and all(r["status"] == "TERMINATED" and r["val_acc"] > 0 for r in kept)
+    assert f"holds the {len(kept)} trials finished by its last write" in err
 
 
 # ---------------------------------------------------------------- a real two-node cluster

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("raynas.data", "raynas.data_specs", "raynas.images", "raynas.data_sources", "raynas.streaming", "raynas.graph", "raynas.graph_features", "raynas.benchmarks", "raynas.results", "raynas.report")),
     ("predictors", ("predictors",)),
     ("searchers", ("searchers",)),
-    ("trainables, experiment, CLI", ("raynas.trainables", "raynas.experiment", "raynas.retrain", "raynas.export", "raynas.search_progress", "raynas.cli")),
+    ("trainables, experiment, CLI", ("raynas.trainables", "raynas.experiment", "raynas.retrain", "raynas.export", "raynas.search_progress", "raynas.live_table", "raynas.cli")),
 ]
 
 
