@@ -26,6 +26,7 @@ from ray import tune
 
 from raynas.benchmarks import TabularBenchmark
 from raynas.experiment import summarise
+from raynas.live_table import LiveTrialsTable
 from raynas.trainables import BenchmarkTrainable
 from searchers import make_searcher
 
@@ -115,7 +116,8 @@ def run_one(name: str, table: TabularBenchmark, trials: int, concurrency: int, o
                 search_alg=searcher, metric="val_acc", mode="max", num_samples=trials,
                 max_concurrent_trials=concurrency, reuse_actors=True,
             ),
-            run_config=tune.RunConfig(storage_path=storage, name=f"load-{name}", verbose=0, callbacks=[Clock()]),
+            run_config=tune.RunConfig(storage_path=storage, name=f"load-{name}", verbose=0,
+                                      callbacks=[Clock(), LiveTrialsTable(f"{storage}/load-{name}")]),  # as raynas search
         )
         results = tuner.fit()
         fit_s = time.perf_counter() - start
