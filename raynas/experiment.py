@@ -231,6 +231,32 @@ def load_settings(experiment_dir: str | Path) -> SearchSettings | None:
     return None if text is None else SearchSettings(**json.loads(text))
 
 
+def check_resumable(experiment_dir: str | Path) -> None:
+    """Refuse, before Ray starts, to resume from a damaged Tune state: a truncated
+    ``experiment_state-*.json`` (the disk filled while Tune wrote it) would restore an
+    experiment that has forgotten its trials, and its end would overwrite the trials table."""
+    if storage.is_uri(experiment_dir):
+        return  # read there by Tune itself; raynas checks local folders
+    folder = Path(experiment_dir).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no experiment folder {folder} to resume")
+    states = sorted(folder.glob("experiment_state-*.json"))
+    if not states:
+        raise FileNotFoundError(f"{folder} holds no Ray Tune experiment state (experiment_state-*.json) to resume")
+    newest = states[-1]
+    searcher = newest.with_name(newest.name.replace("experiment_state-", "searcher-state-")).with_suffix(".pkl")
+    try:
+        json.loads(newest.read_text())
+        damaged = searcher.exists() and searcher.stat().st_size == 0
+    except (OSError, ValueError):
+        damaged = True
+    if damaged:
+        table = folder / "trials.parquet"
+        kept = f"; {table} holds the trials finished before it was damaged" if table.exists() else ""
+        raise ValueError(f"cannot resume {folder}: Ray Tune's experiment state there is damaged ({newest.name} or "
+                         f"{searcher.name} is cut short: was the disk full?){kept}")  # fmt: skip
+
+
 def local_folder(experiment_dir: str | Path) -> Path:
     """Where raynas writes an experiment's own files on this machine: the folder itself, or
     for a URI ``~/ray_results/<experiment name>`` (copied up to the URI afterwards)."""
@@ -247,6 +273,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     trials, and the data the trainable gets must be the same as before.
     """
     if resume:
+        check_resumable(resume)
         saved = load_settings(resume)
         if saved is not None:
             settings = dataclasses.replace(saved, address=settings.address, verbose=settings.verbose)

@@ -5,7 +5,8 @@
 * ``raynas search --address`` on a two-node Ray cluster started here (``ray start --head``
   on loopback plus a second ``ray start --address``): trials run on both nodes;
 * the worker node is SIGKILLed mid-search: the search still finishes every trial;
-* the experiment's disk fills mid-search: a clear error naming the folder, exit 1.
+* the experiment's disk fills mid-search: a clear error naming the folder, exit 1, the trials
+  table whole; a resume from Tune's state cut short by it is refused, saying so.
 
 The cluster tests (``-m "not cluster"`` deselects them) start every Ray process in a
 session of its own and kill exactly those process trees afterwards, never with
@@ -287,6 +288,26 @@ def test_a_full_disk_is_a_clear_error_naming_the_folder(ray_session, tiny_disk, 
     kept = pq.read_table(tiny_disk / "full" / "trials.parquet").to_pylist()  # written while the disk had room
     assert 0 < len(kept) < 20 and all(r["status"] == "TERMINATED" and r["val_acc"] > 0 for r in kept)
     assert f"holds the {len(kept)} trials finished by its last write" in err
+
+
+def test_resuming_from_a_cut_short_tune_state_is_refused_before_ray_starts(tmp_path, capsys):
+    """Tune's state cut short by a full disk restores an experiment that forgot its trials,
+    whose end then overwrote the trials table (seen: 1 trial of 20, exit 0); now exit 2, saying so."""
+    from raynas.cli import main as cli_main
+    from raynas.experiment import check_resumable
+
+    folder = tmp_path / "cut"
+    folder.mkdir()
+    with pytest.raises(FileNotFoundError, match="no Ray Tune experiment state"):
+        check_resumable(folder)
+    state = folder / "experiment_state-2026-01-01_00-00-00.json"
+    state.write_text(json.dumps({"trial_data": [["x" * 100]] * 50}))
+    check_resumable(folder)  # whole: fine
+    state.write_text(state.read_text()[:1000])
+    (folder / "trials.parquet").write_bytes(b"")
+    assert cli_main(["search", "--resume", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot resume {folder}" in err and state.name in err and "trials.parquet holds the trials" in err
 
 
 # ---------------------------------------------------------------- a real two-node cluster
