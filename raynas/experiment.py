@@ -16,17 +16,20 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from raynas import storage
-from raynas.io import atomic_write, write_parquet_atomic
+from raynas.io import atomic_write, read_parquet, write_parquet_atomic
 from raynas.parallel import ray_session
-from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table
+from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_table, with_earlier
 from raynas.benchmarks import check_table
 from raynas.data_specs import check_dataset
 from raynas.trainables.registry import TrainableInfo, trainable_info
 from search_spaces import SearchSpace, as_space
 from searchers.registry import available_searchers
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: the experiment's SearchSettings, written beside Tune's files so ``--resume DIR`` alone suffices
 SETTINGS_FILE = "raynas_settings.json"
@@ -161,6 +164,10 @@ class StorageFailed(RuntimeError):
     """The experiment folder could not be written (a full disk, a read-only mount)."""
 
 
+class DamagedState(ValueError):
+    """Ray Tune's saved state of an experiment is cut short (its disk filled)."""
+
+
 @dataclass
 class SearchOutcome:
     experiment_dir: Path
@@ -232,9 +239,10 @@ def load_settings(experiment_dir: str | Path) -> SearchSettings | None:
 
 
 def check_resumable(experiment_dir: str | Path) -> None:
-    """Refuse, before Ray starts, to resume from a damaged Tune state: a truncated
+    """Refuse, before Ray starts, to restore a damaged Tune state: a truncated
     ``experiment_state-*.json`` (the disk filled while Tune wrote it) would restore an
-    experiment that has forgotten its trials, and its end would overwrite the trials table."""
+    experiment that has forgotten its trials, and its end would overwrite the trials table
+    (:class:`DamagedState`; :func:`run_search` then continues from the trials table)."""
     if storage.is_uri(experiment_dir):
         return  # read there by Tune itself; raynas checks local folders
     folder = Path(experiment_dir).expanduser()
@@ -251,10 +259,28 @@ def check_resumable(experiment_dir: str | Path) -> None:
     except (OSError, ValueError):
         damaged = True
     if damaged:
-        table = folder / "trials.parquet"
-        kept = f"; {table} holds the trials finished before it was damaged" if table.exists() else ""
-        raise ValueError(f"cannot resume {folder}: Ray Tune's experiment state there is damaged ({newest.name} or "
-                         f"{searcher.name} is cut short: was the disk full?){kept}")  # fmt: skip
+        raise DamagedState(f"Ray Tune's experiment state in {folder} is damaged ({newest.name} or {searcher.name} "
+                           "is cut short: was the disk full?)")  # fmt: skip
+
+
+def _continued_from_table(folder: Path, saved: SearchSettings | None, damaged: DamagedState) -> pa.Table:
+    """The trials table to continue a search from when Tune's state is damaged (the settings
+    and at least one finished trial are needed), else ``damaged`` itself."""
+    table_path = folder / "trials.parquet"
+    if saved is None or not saved.trainable_info.searches_archs or not table_path.is_file():
+        raise ValueError(f"cannot resume {folder}: {damaged}, and there is no trials table with settings to "
+                         "continue from") from None  # fmt: skip
+    return read_parquet(table_path, "trials table")
+
+
+def _warm_start(searcher: Any, earlier: pa.Table, settings: SearchSettings) -> None:
+    """Tell ``searcher`` the trials of ``earlier`` (a trials table), so it proposes none again."""
+    for row in earlier.to_pylist():
+        value: Any = row.get(settings.metric)
+        usable = not row.get("error") and isinstance(value, (int, float)) and math.isfinite(value)
+        if settings.objectives and usable:
+            value = {k: row.get(k) for k in settings.objectives}
+        searcher.add_evaluated_point(json.loads(row["config"]), value if usable else None, error=not usable)
 
 
 def local_folder(experiment_dir: str | Path) -> Path:
@@ -272,9 +298,18 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     ...; only ``address`` is taken from ``settings``): Tune restores the searcher and the
     trials, and the data the trainable gets must be the same as before.
     """
+    earlier = None  # the trials table a search continues from when Tune's own state is damaged
     if resume:
-        check_resumable(resume)
-        saved = load_settings(resume)
+        saved = load_settings(resume) if Path(resume).expanduser().is_dir() or storage.is_uri(resume) else None
+        try:
+            check_resumable(resume)
+        except DamagedState as damaged:
+            folder = Path(resume).expanduser().resolve()
+            earlier = _continued_from_table(folder, saved, damaged)
+            print(f"raynas: {damaged}; continuing from the {earlier.num_rows} trials in its trials table, "
+                  "in a new Tune run", file=sys.stderr)  # fmt: skip
+            saved = dataclasses.replace(saved, storage=str(folder.parent), name=folder.name)
+            resume = None
         if saved is not None:
             settings = dataclasses.replace(saved, address=settings.address, verbose=settings.verbose)
     settings = settings.check()
@@ -284,14 +319,22 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         settings = dataclasses.replace(settings, name=name, benchmark=benchmark)
     from ray import tune
 
+    if earlier is not None and earlier.num_rows >= settings.num_samples:  # every trial had finished
+        outcome = summarise_table(earlier, storage.join(settings.storage, settings.name), settings.metric, settings.mode,
+                                  settings.objectives)  # fmt: skip
+        outcome.report_path = _report(outcome.experiment_dir, settings.space)
+        return outcome
     searcher = None if resume else _searcher(settings)
+    if earlier is not None:
+        _warm_start(searcher, earlier, settings)
     shared = _shared_input(settings)
     from raynas.live_table import LiveTrialsTable
     from raynas.search_progress import SearchProgress
 
     # Ray's start-up messages, trial tables and worker logs only when asked for; else one progress line
     progress = [] if settings.verbose else [SearchProgress(settings.num_samples, settings.metric, settings.mode)]
-    live = None if resume else LiveTrialsTable(local_folder(storage.join(storage.resolve(settings.storage), settings.name)))
+    folder = local_folder(storage.join(storage.resolve(settings.storage), settings.name))
+    live = None if resume else LiveTrialsTable(folder, earlier)
     with ray_session(settings.address, log_to_driver=settings.verbose, logging_level="info" if settings.verbose else "warning"):
         checkpoints = settings.trainable_info.checkpoint_frequency > 0
         if checkpoints:
@@ -310,7 +353,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                     search_alg=searcher,
                     metric=settings.metric,
                     mode=settings.mode,
-                    num_samples=settings.num_samples if searcher is not None else 1,
+                    num_samples=settings.num_samples - (earlier.num_rows if earlier else 0) if searcher is not None else 1,
                     max_concurrent_trials=settings.max_concurrent,
                     reuse_actors=True,
                 ),
@@ -329,7 +372,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         with _tune_output(settings.verbose):
             results = tuner.fit()
         try:
-            outcome = summarise(results, settings.metric, settings.mode, settings.objectives)
+            outcome = summarise(results, settings.metric, settings.mode, settings.objectives, earlier)
         except OSError as err:  # Tune logs its own failed writes and goes on; the tables cannot
             kept = f"; {live.path} holds the {live.rows} trials finished by its last write" if live is not None and live.rows else ""
             raise StorageFailed(f"could not write the results to {results.experiment_path}: {err} ({len(results)} "
@@ -369,22 +412,31 @@ def _tune_output(verbose: bool) -> Iterator[None]:
             os.environ["RAY_AIR_NEW_OUTPUT"] = before
 
 
-def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None) -> SearchOutcome:
+def summarise(
+    results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None, earlier: pa.Table | None = None
+) -> SearchOutcome:
     """Write ``trials.parquet`` and ``search_trajectory.png`` beside Tune's files; with
     several ``objectives`` also ``pareto.parquet`` and ``pareto_front.png``.  For storage at
     a URI they are written to :func:`local_folder` and copied up; the outcome names the
     local copies.  When no trial reported the metric, only the trials table is written and
-    :class:`SearchFailed` says why the first trial failed."""
-    experiment_dir = local_folder(results.experiment_path)
-    table = trials_table(results)
+    :class:`SearchFailed` says why the first trial failed.  ``earlier``: the trials of a run
+    this one continued, first in the table."""
+    return summarise_table(with_earlier(trials_table(results), earlier), results.experiment_path, metric, mode, objectives)
+
+
+def summarise_table(
+    table: pa.Table, experiment_path: str, metric: str, mode: str, objectives: dict[str, str] | None = None
+) -> SearchOutcome:
+    """:func:`summarise` of a trials table (that of a finished run, or one continued)."""
+    experiment_dir = local_folder(experiment_path)
     trials_path = write_parquet_atomic(table, experiment_dir / "trials.parquet")
     errors = [e for e in table.column("error").to_pylist() if e] if "error" in table.column_names else []
     values = table.column(metric).to_pylist() if metric in table.column_names else []
     values = [math.nan if v is None else float(v) for v in values]
     finite = [i for i, v in enumerate(values) if math.isfinite(v)]
     if not finite:
-        if storage.is_uri(results.experiment_path):
-            storage.upload([trials_path], results.experiment_path)
+        if storage.is_uri(experiment_path):
+            storage.upload([trials_path], experiment_path)
         cause = errors[0] if errors else f"no trial reported {metric!r}"
         raise SearchFailed(f"all {table.num_rows} trials failed; the first: {cause} (trials table: {trials_path})")
     plot_path = plot_trajectory(values, metric, mode, experiment_dir / "search_trajectory.png")
@@ -404,7 +456,7 @@ def summarise(results: Any, metric: str, mode: str, objectives: dict[str, str] |
         outcome.pareto_path = write_parquet_atomic(front, experiment_dir / "pareto.parquet")
         outcome.pareto_plot_path = plot_pareto(table, front, objectives, experiment_dir / "pareto_front.png")
         outcome.pareto_front = front.to_pylist()
-    if storage.is_uri(results.experiment_path):
+    if storage.is_uri(experiment_path):
         written = [outcome.trials_path, outcome.plot_path, outcome.pareto_path, outcome.pareto_plot_path]
-        storage.upload([p for p in written if p is not None], results.experiment_path)
+        storage.upload([p for p in written if p is not None], experiment_path)
     return outcome

@@ -16,10 +16,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pyarrow as pa
 from ray import tune
 
 from raynas.io import write_parquet_atomic
-from raynas.results import trials_table
+from raynas.results import trials_table, with_earlier
 
 TABLE = "trials.parquet"
 #: the time between two writes is at least this many times the last write's duration
@@ -29,8 +30,9 @@ SHARE = 20
 class LiveTrialsTable(tune.Callback):
     """Writes ``folder/trials.parquet`` with every finished trial as trials end."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, earlier: pa.Table | None = None):
         self.path = Path(folder) / TABLE
+        self.earlier = earlier  # the trials of the run this one continues, kept first
         self.rows = 0  # trials in the table on disk
         self.failure: OSError | None = None
         self._next = -math.inf
@@ -49,11 +51,12 @@ class LiveTrialsTable(tune.Callback):
         finished = [(t, t.status == "ERROR") for t in trials if t is not ended and t.status in ("TERMINATED", "ERROR")]
         finished.append((ended, failed))
         try:
-            write_parquet_atomic(trials_table([_as_result(t, f) for t, f in finished]), self.path)
+            table = with_earlier(trials_table([_as_result(t, f) for t, f in finished]), self.earlier)
+            write_parquet_atomic(table, self.path)
         except OSError as err:
             self.failure = self.failure or err
         else:
-            self.rows = len(finished)
+            self.rows = table.num_rows
         self._next = time.monotonic() + SHARE * (time.monotonic() - start)
 
 

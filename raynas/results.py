@@ -53,6 +53,13 @@ def trials_table(results: Any) -> pa.Table:
     return pa.table({c: _column([r.get(c) for r in rows]) for c in columns})
 
 
+def with_earlier(table: pa.Table, earlier: pa.Table | None) -> pa.Table:
+    """``earlier``'s rows (a run this one continued) then ``table``'s; a column either lacks is null."""
+    if earlier is None or earlier.num_rows == 0:
+        return table
+    return pa.concat_tables([earlier, table], promote_options="permissive")
+
+
 def _column(values: list[Any]) -> pa.Array:
     """Arrow column; a metric that is numeric in some trials and text in others becomes text."""
     try:

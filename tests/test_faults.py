@@ -272,10 +272,11 @@ def tiny_disk(tmp_path) -> Iterator[Path]:
     subprocess.run(["umount", "-l", str(where)], check=False)
 
 
-def test_a_full_disk_is_a_clear_error_naming_the_folder(ray_session, tiny_disk, capsys):
+def test_a_full_disk_is_a_clear_error_and_resume_finishes_once_there_is_room(ray_session, tiny_disk, capsys):
     """Tune logs its own failed writes and runs on; raynas's final tables then cannot be
     written: exit 1 and one line saying where and why, not a traceback, and the trials table
-    written while there was room is still whole."""
+    written while there was room is still whole.  Once there is room, ``--resume`` finishes
+    the search: from Tune's state when it is whole, else from that table."""
     from conftest import benchmark_file
     from raynas.cli import main as cli_main
 
@@ -286,13 +287,22 @@ def test_a_full_disk_is_a_clear_error_naming_the_folder(ray_session, tiny_disk, 
     assert code == 1
     assert f"could not write the results to {tiny_disk / 'full'}" in err and "No space left on device" in err
     kept = pq.read_table(tiny_disk / "full" / "trials.parquet").to_pylist()  # written while the disk had room
-    assert 0 < len(kept) < 20 and all(r["status"] == "TERMINATED" and r["val_acc"] > 0 for r in kept)
+    assert 0 < len(kept) <= 20 and all(r["status"] == "TERMINATED" and r["val_acc"] > 0 for r in kept)
     assert f"holds the {len(kept)} trials finished by its last write" in err
+
+    # the fault gone (room again), --resume finishes the 20 trials, keeping those already in the table
+    subprocess.run(["mount", "-o", "remount,size=50m", str(tiny_disk)], check=True)
+    assert cli_main(["search", "--resume", str(tiny_disk / "full")]) == 0
+    rows = pq.read_table(tiny_disk / "full" / "trials.parquet").to_pylist()
+    assert len(rows) == 20 and all(r["status"] == "TERMINATED" for r in rows)
+    assert [r["trial_id"] for r in rows[: len(kept)]] == [r["trial_id"] for r in kept]
+    assert len({SPACE.parse(r["arch"]).key for r in rows}) == 20
 
 
 def test_resuming_from_a_cut_short_tune_state_is_refused_before_ray_starts(tmp_path, capsys):
     """Tune's state cut short by a full disk restores an experiment that forgot its trials,
-    whose end then overwrote the trials table (seen: 1 trial of 20, exit 0); now exit 2, saying so."""
+    whose end then overwrote the trials table (seen: 1 trial of 20, exit 0): it is never
+    restored; without a trials table and settings to continue from, exit 2 saying so."""
     from raynas.cli import main as cli_main
     from raynas.experiment import check_resumable
 
@@ -307,7 +317,30 @@ def test_resuming_from_a_cut_short_tune_state_is_refused_before_ray_starts(tmp_p
     (folder / "trials.parquet").write_bytes(b"")
     assert cli_main(["search", "--resume", str(folder)]) == 2
     err = capsys.readouterr().err
-    assert f"cannot resume {folder}" in err and state.name in err and "trials.parquet holds the trials" in err
+    assert f"cannot resume {folder}" in err and state.name in err and "no trials table with settings" in err
+
+
+def test_a_search_whose_tune_state_is_cut_short_continues_from_its_trials_table(ray_session, tmp_path, capsys):
+    """Tune's state cut short, 5 of 12 trials in the table: --resume runs the 7 others (none
+    proposed again: the searcher is told the 5) and keeps the 5 rows first."""
+    from conftest import benchmark_file
+    from raynas.cli import main as cli_main
+    from raynas.io import write_parquet_atomic
+
+    search = ["search", "--trainable", "benchmark", "--benchmark", str(benchmark_file("nb201_all.parquet")),
+              "--dataset", "cifar10", "--searcher", "rea", "--num-samples", "12", "--storage", str(tmp_path), "--name", "cut"]  # fmt: skip
+    assert cli_main(search) == 0
+    folder = tmp_path / "cut"
+    write_parquet_atomic(pq.read_table(folder / "trials.parquet").slice(0, 5), folder / "trials.parquet")
+    kept = pq.read_table(folder / "trials.parquet").to_pylist()
+    for state in folder.glob("experiment_state-*.json"):
+        state.write_text(state.read_text()[:500])
+    capsys.readouterr()
+    assert cli_main(["search", "--resume", str(folder)]) == 0
+    assert "continuing from the 5 trials in its trials table" in capsys.readouterr().err
+    rows = pq.read_table(folder / "trials.parquet").to_pylist()
+    assert len(rows) == 12 and [r["trial_id"] for r in rows[:5]] == [r["trial_id"] for r in kept]
+    assert len({SPACE.parse(r["arch"]).key for r in rows}) == 12 and all(r["status"] == "TERMINATED" for r in rows)
 
 
 # ---------------------------------------------------------------- a real two-node cluster
