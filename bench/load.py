@@ -8,7 +8,9 @@ searcher's ``suggest`` latency p50 / p99 around 100, 1,000 and N observations, w
 exponent between 100 and N (1.0 = linear; a capped surrogate should stay near 0).
 
     python bench/load.py --trials 10000 --searchers rea,embedding-gp,tpe \
-        [--embeddings /path/nb201_embeddings.parquet]
+        [--embeddings /path/nb201_embeddings.parquet] [--alone]
+
+``--alone`` drives each searcher without Tune, to tell its own costs from Tune's.
 """
 from __future__ import annotations
 
@@ -131,6 +133,26 @@ def run_one(name: str, table: TabularBenchmark, trials: int, concurrency: int, o
     }
 
 
+def searcher_alone(name: str, table: TabularBenchmark, trials: int, options: dict, seed: int) -> None:
+    """The searcher without Tune: ``suggest`` then the table's value, one trial at a time; its
+    latency at 100 / 1,000 / the end and this process's memory growth per 1,000 trials (Tune's
+    per-trial state left out, so what grows is the searcher's)."""
+    searcher = make_searcher(name, table.space, "val_acc", "max", seed, **options)
+    latencies, memory, process = [], [], psutil.Process()
+    for i in range(trials):
+        start = time.perf_counter()
+        config = searcher.suggest(f"t{i}")
+        latencies.append((i, time.perf_counter() - start))
+        if config is None or isinstance(config, str):  # Tune's "finished": the space is exhausted
+            break
+        searcher.on_trial_complete(f"t{i}", {"val_acc": table.query(table.space.decode(config), split="valid"), **config})
+        if (i + 1) % 1000 == 0:
+            memory.append((i + 1, process.memory_info().rss / MB, 0.0))
+    done = len(latencies) - 1 if isinstance(config, str) or config is None else len(latencies)
+    cells = [_ms(window(latencies, n - 1)) for n in (100, min(1000, done), done)]
+    print(f"| {name} (alone) | {done} | {' | '.join(cells)} | {_mb(memory, 1)} |", flush=True)
+
+
 def window(latencies: list[tuple[int, float]], around: int, width: int = 50) -> np.ndarray:
     """Suggest seconds with ``around - width < observations <= around``."""
     return np.array([s for n, s in latencies if around - width < n <= around])
@@ -143,6 +165,17 @@ def throughput(finished: np.ndarray, fraction: float = 0.1) -> tuple[float, floa
     return (k - 1) / max(first[-1] - first[0], 1e-9), (k - 1) / max(last[-1] - last[0], 1e-9)
 
 
+def _ms(seconds: np.ndarray) -> str:
+    return f"{1e3 * np.median(seconds):.1f} / {1e3 * np.quantile(seconds, 0.99):.1f}" if len(seconds) else "-"
+
+
+def _mb(samples: list[tuple[int, float, float]], column: int) -> str:
+    """Memory at the first and the last sample, and its growth per 1,000 trials."""
+    if not samples:
+        return "-"
+    return f"{samples[0][column]:.0f} / {samples[-1][column]:.0f}, {growth_per_1000(samples, column):+.1f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--benchmark", default="../shared/benchmarks/nb201_all.parquet")
@@ -152,46 +185,41 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embeddings", default="one-hot", help="embedding table (Parquet) for embedding-*, or one-hot")
+    parser.add_argument("--alone", action="store_true", help="each searcher without Tune: its own latency and memory")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     table = TabularBenchmark.from_parquet(args.benchmark, "nb201", args.dataset)
+    if args.alone:
+        print("| searcher | trials | suggest ms p50 / p99 at 100 obs | at 1,000 | at the end | process MB at 1k / end, per 1k |")
+        print("|" + " --- |" * 6, flush=True)
+        for name in args.searchers.split(","):
+            options = {"embeddings": args.embeddings} if name.startswith("embedding-") else {}
+            searcher_alone(name, table, args.trials, options, args.seed)
+        return
     ray.init(include_dashboard=False, log_to_driver=False)
     sampler = MemorySampler()
     sampler.start()
-    rows = []
+    print(f"{args.trials} NB201 ({args.dataset}) table trials per searcher through Tune (fewer where a searcher "
+          f"exhausts the space), concurrency {args.concurrency}, reuse_actors, {os.cpu_count()} CPUs; embeddings: "
+          f"{args.embeddings}\n")  # fmt: skip
+    print("| searcher | trials (errors) | wall s | trials/s first / last 10 % | suggest ms p50 / p99 at 100 obs "
+          "| at 1,000 | at the end | growth exponent | driver MB at 1k / end, per 1k | workers MB at 1k / end, "
+          "per 1k | worker peak MB | all Ray processes peak MB | best test_acc |")  # fmt: skip
+    print("|" + " --- |" * 13, flush=True)
     for name in args.searchers.split(","):
         options = {"embeddings": args.embeddings} if name.startswith("embedding-") else {}
         sampler.peak_total = sampler.peak_worker = 0
         run = run_one(name, table, args.trials, args.concurrency, options, args.seed)
-        lo, hi = min(100, args.trials), args.trials
+        lo, hi = min(100, run["trials"]), run["trials"]
         early, middle, late = (window(run["latencies"], n) for n in (lo, min(1000, hi), hi))
         growth = np.log(np.median(late) / np.median(early)) / np.log(hi / lo) if len(early) and len(late) else np.nan
         first_tps, last_tps = throughput(run["finished"])
-        rows.append((name, run, early, middle, late, growth, first_tps, last_tps, sampler.peak_worker, sampler.peak_total))
-        print(f"{name}: {run['trials']} trials in {run['wall_s']:.0f} s; MB every 1,000 (driver, workers): "
-              + ", ".join(f"{n}: {d:.0f}/{w:.0f}" for n, d, w in run["memory"]), flush=True)  # fmt: skip
+        print(f"| {name} | {run['trials']} ({run['errors']}) | {run['wall_s']:.0f} | {first_tps:.1f} / {last_tps:.1f} "
+              f"| {_ms(early)} | {_ms(middle)} | {_ms(late)} | {growth:.2f} | {_mb(run['memory'], 1)} "
+              f"| {_mb(run['memory'], 2)} | {sampler.peak_worker / MB:.0f} | {sampler.peak_total / MB:.0f} "
+              f"| {run['best']:.2f} |", flush=True)  # fmt: skip
     driver_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sampler.stopped.set()
-
-    print(f"{args.trials} NB201 ({args.dataset}) table trials per searcher through Tune, concurrency "
-          f"{args.concurrency}, reuse_actors, {os.cpu_count()} CPUs; embeddings: {args.embeddings}\n")
-    print("| searcher | trials (errors) | wall s | trials/s first / last 10 % | suggest ms p50 / p99 at 100 obs "
-          f"| at 1,000 | at {args.trials:,} | growth exponent | driver MB at 1k / end, per 1k | workers MB at 1k / end, "
-          "per 1k | worker peak MB | all Ray processes peak MB | best test_acc |")  # fmt: skip
-    print("|" + " --- |" * 13)
-    for name, run, early, middle, late, growth, first_tps, last_tps, worker, total in rows:
-        def cell(x: np.ndarray) -> str:
-            return f"{1e3 * np.median(x):.1f} / {1e3 * np.quantile(x, 0.99):.1f}" if len(x) else "-"
-
-        def mb(column: int) -> str:
-            samples = run["memory"]
-            if not samples:
-                return "-"
-            return f"{samples[0][column]:.0f} / {samples[-1][column]:.0f}, {growth_per_1000(samples, column):+.1f}"
-
-        print(f"| {name} | {run['trials']} ({run['errors']}) | {run['wall_s']:.0f} | {first_tps:.1f} / {last_tps:.1f} "
-              f"| {cell(early)} | {cell(middle)} | {cell(late)} | {growth:.2f} | {mb(1)} | {mb(2)} | {worker / MB:.0f} "
-              f"| {total / MB:.0f} | {run['best']:.2f} |")  # fmt: skip
     print(f"\ndriver peak RSS over the whole run: {driver_peak / MB:.0f} MB")
 
 
