@@ -46,33 +46,27 @@ class MemorySampler(threading.Thread):
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        root = psutil.Process()
         while not self.stopped.wait(self.period_s):
-            total, worker = 0, 0
-            for process in root.children(recursive=True):
-                try:
-                    rss = process.memory_info().rss
-                    name = " ".join(process.cmdline()[:1])
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    continue
-                total += rss
-                if name.startswith("ray::"):
-                    worker = max(worker, rss)
-            self.peak_total = max(self.peak_total, total)
-            self.peak_worker = max(self.peak_worker, worker)
+            children = children_rss()
+            self.peak_total = max(self.peak_total, sum(rss for _, rss in children))
+            self.peak_worker = max(self.peak_worker, max((rss for worker, rss in children if worker), default=0))
+
+
+def children_rss() -> list[tuple[bool, int]]:
+    """(is a Ray worker, resident bytes) of every process under this driver."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        try:
+            found.append((" ".join(process.cmdline()[:1]).startswith("ray::"), process.memory_info().rss))
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
 
 
 def resident_mb() -> tuple[float, float]:
     """Resident memory (MB) of this driver process and of all its Ray workers together."""
-    root = psutil.Process()
-    workers = 0
-    for process in root.children(recursive=True):
-        try:
-            if " ".join(process.cmdline()[:1]).startswith("ray::"):
-                workers += process.memory_info().rss
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return root.memory_info().rss / MB, workers / MB
+    workers = sum(rss for worker, rss in children_rss() if worker)
+    return psutil.Process().memory_info().rss / MB, workers / MB
 
 
 def growth_per_1000(samples: list[tuple[int, float, float]], column: int) -> float:

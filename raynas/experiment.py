@@ -264,8 +264,8 @@ def check_resumable(experiment_dir: str | Path) -> None:
 
 
 def _continued_from_table(folder: Path, saved: SearchSettings | None, damaged: DamagedState) -> pa.Table:
-    """The trials table to continue a search from when Tune's state is damaged (the settings
-    and at least one finished trial are needed), else ``damaged`` itself."""
+    """The trials table to continue a search from when Tune's state is damaged; without the
+    search's settings or its trials table there is nothing to continue from (a ValueError)."""
     table_path = folder / "trials.parquet"
     if saved is None or not saved.trainable_info.searches_archs or not table_path.is_file():
         raise ValueError(f"cannot resume {folder}: {damaged}, and there is no trials table with settings to "
@@ -300,7 +300,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
     """
     earlier = None  # the trials table a search continues from when Tune's own state is damaged
     if resume:
-        saved = load_settings(resume) if Path(resume).expanduser().is_dir() or storage.is_uri(resume) else None
+        saved = load_settings(resume)
         try:
             check_resumable(resume)
         except DamagedState as damaged:
@@ -333,8 +333,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
 
     # Ray's start-up messages, trial tables and worker logs only when asked for; else one progress line
     progress = [] if settings.verbose else [SearchProgress(settings.num_samples, settings.metric, settings.mode)]
-    folder = local_folder(storage.join(storage.resolve(settings.storage), settings.name))
-    live = None if resume else LiveTrialsTable(folder, earlier)
+    live = None if resume else LiveTrialsTable(local_folder(storage.join(storage.resolve(settings.storage), settings.name)), earlier)
     with ray_session(settings.address, log_to_driver=settings.verbose, logging_level="info" if settings.verbose else "warning"):
         checkpoints = settings.trainable_info.checkpoint_frequency > 0
         if checkpoints:

@@ -4,9 +4,9 @@ that fills loses no trial already reported.
 A Tune ``Callback`` rewrites the table of the finished trials (the same table
 :func:`raynas.results.trials_table` writes at the end) when a trial ends, unless the last
 write was so recent that writing again would spend more than ``1 / SHARE`` of the time
-writing (a few rows: every trial; 10,000: every few seconds).  The write is atomic: a failed one (a full disk, a read-only mount) leaves
-the previous table whole; the first failure is kept for the driver to report, and the search
-goes on, as Tune's own writes do.
+writing (a few rows: every trial; 10,000: every few seconds).  The write is atomic: a failed
+one (a full disk, a read-only mount) leaves the previous table whole, and the search goes on,
+as Tune's own writes do; the driver reports the fault when it writes the final table.
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ class LiveTrialsTable(tune.Callback):
         self.path = Path(folder) / TABLE
         self.earlier = earlier  # the trials of the run this one continues, kept first
         self.rows = 0  # trials in the table on disk
-        self.failure: OSError | None = None
         self._next = -math.inf
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
@@ -53,11 +52,11 @@ class LiveTrialsTable(tune.Callback):
         try:
             table = with_earlier(trials_table([_as_result(t, f) for t, f in finished]), self.earlier)
             write_parquet_atomic(table, self.path)
-        except OSError as err:
-            self.failure = self.failure or err
-        else:
             self.rows = table.num_rows
-        self._next = time.monotonic() + SHARE * (time.monotonic() - start)
+        except OSError:  # the previous table stands; the final write reports the fault
+            pass
+        end = time.monotonic()
+        self._next = end + SHARE * (end - start)
 
 
 def _as_result(trial: Any, failed: bool) -> SimpleNamespace:

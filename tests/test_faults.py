@@ -6,7 +6,8 @@
   on loopback plus a second ``ray start --address``): trials run on both nodes;
 * the worker node is SIGKILLed mid-search: the search still finishes every trial;
 * the experiment's disk fills mid-search: a clear error naming the folder, exit 1, the trials
-  table whole; a resume from Tune's state cut short by it is refused, saying so.
+  table whole; once there is room ``--resume`` finishes, from the trials table where the full
+  disk cut Tune's own state short.
 
 The cluster tests (``-m "not cluster"`` deselects them) start every Ray process in a
 session of its own and kill exactly those process trees afterwards, never with
