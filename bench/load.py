@@ -142,6 +142,8 @@ def searcher_alone(name: str, table: TabularBenchmark, trials: int, options: dic
         searcher.on_trial_complete(f"t{i}", {"val_acc": table.query(table.space.decode(config), split="valid"), **config})
         if (i + 1) % 1000 == 0:
             memory.append((i + 1, process.memory_info().rss / MB, 0.0))
+            print(f"  {name}: {i + 1} trials, suggest ms p50 / p99 {_ms(window(latencies, i))}, "
+                  f"process {memory[-1][1]:.0f} MB", flush=True)  # fmt: skip
     done = len(latencies) - 1 if isinstance(config, str) or config is None else len(latencies)
     cells = [_ms(window(latencies, n - 1)) for n in (100, min(1000, done), done)]
     print(f"| {name} (alone) | {done} | {' | '.join(cells)} | {_mb(memory, 1)} |", flush=True)

@@ -107,6 +107,7 @@ def train_settings(
     then the preset's, then ``trainer_options`` (``build`` dicts merged key by key); ``run``
     takes the remaining :class:`SearchSettings` fields (storage, name, resources, seed...)."""
     space_obj = as_space(space)
+    space_obj.as_unique_archs(archs)  # a string that is no architecture is named before anything starts
     options = _merge(_merge(dict(base_options or {}), preset_options(preset, space_obj.name)), dict(trainer_options or {}))
     preset_epochs = options.pop("epochs", None)
     options["keep_best"] = options.get("keep_best", True)

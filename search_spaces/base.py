@@ -104,6 +104,18 @@ class SearchSpace(abc.ABC):
         """``item`` if it is an Arch of this space, or the Arch its string form names."""
         return self.parse(item) if isinstance(item, str) else self._own(item)
 
+    def as_unique_archs(self, items: Sequence[Arch | str]) -> list[Arch]:
+        """``items`` as architectures of this space, equivalent ones once (the first spelling
+        kept); one that is not an architecture of the space is named in a ``ValueError``."""
+        unique: dict[str, Arch] = {}
+        for item in items:
+            try:
+                arch = self.as_arch(item)
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(f"{item!r} is not a {self.name} architecture: {err}") from None
+            unique.setdefault(arch.key, arch)
+        return list(unique.values())
+
     def arch_from_record(self, record: Mapping[str, Any]) -> Arch:
         """Arch from one row of a benchmark table.  The default reads an ``arch_str`` (or
         ``arch``) column; spaces whose tables store structured columns override it."""

@@ -27,14 +27,7 @@ class GivenSearcher(ArchSearcher):
         super().__init__(space, metric, mode, seed)
         if isinstance(archs, (str, Arch)) or not archs:
             raise ValueError(f"archs must be a non-empty list of {self.space.name} architectures, got {archs!r}")
-        unique: dict[str, Arch] = {}
-        for item in archs:
-            try:
-                arch = self.space.as_arch(item)
-            except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(f"{item!r} is not a {self.space.name} architecture: {err}") from None
-            unique.setdefault(arch.key, arch)
-        self.archs = list(unique.values())
+        self.archs = self.space.as_unique_archs(archs)
 
     def _propose(self, trial_id: str) -> Arch | str:
         return next((a for a in self.archs if self.is_unseen(a)), FINISHED)

@@ -126,7 +126,8 @@ def _tpe(
     good-trial density scored by expected improvement) go to ``hyperopt.tpe.suggest`` itself:
     HyperOptSearch forwards the first two only, so its ``algo`` is replaced by a partial with all three.
     """
-    from searchers.unique import UniqueArchSearcher, hyperopt_tpe
+    from searchers.hyperopt_tpe import hyperopt_tpe
+    from searchers.unique import UniqueArchSearcher
 
     if not (isinstance(num_initial, int) and num_initial >= 0):
         raise ValueError(f"num_initial must be an int >= 0, got {num_initial!r}")

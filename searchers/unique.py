@@ -2,10 +2,17 @@
 
 Tune's own searchers (HyperOpt TPE, Nevergrad, Optuna, ...) see the flat config only, so
 they happily propose a cell equivalent to one already trained.  This adapter sits between
-them and Tune: a repeat is answered at once from the recorded result (the optimiser still
-learns from it) or marked failed while its twin is still running, and a fresh proposal is
-requested; configs the space rejects (an NB101 cell with too many edges) are marked failed
-too.  After ``max_repeats`` repeats a random unseen architecture is used instead.
+them and Tune and asks again; configs the space rejects (an NB101 cell with too many edges)
+are marked failed.  After ``max_repeats`` repeats it takes an unseen neighbour of the last
+repeated proposal (a random unseen architecture when it has none); while the optimiser keeps
+repeating, it is asked once per ``suggest``.
+
+How a repeat is answered depends on the optimiser.  One that can learn points it did not
+propose (``add_evaluated_point``) is told the repeat failed, and is taught the architecture
+used instead, so its model holds each architecture once.  Telling such a model the recorded
+value again would count the best architectures once per repeat: TPE's density of good points
+then sharpens on them, it repeats more, and its history (and its cost per ``suggest``) grows
+many times faster than the trials.  One that cannot is told the recorded value, so it moves on.
 """
 from __future__ import annotations
 
@@ -37,7 +44,7 @@ class UniqueArchSearcher(ArchSearcher):
         metric: str | None = None,
         mode: str | None = None,
         seed: int | None = None,
-        max_repeats: int = 20,
+        max_repeats: int = 5,
         max_resample: int = 1000,
     ):
         super().__init__(space, metric, mode, seed, max_resample)
@@ -45,6 +52,9 @@ class UniqueArchSearcher(ArchSearcher):
         self.inner: Searcher | None = make_inner(metric, mode) if metric and mode else None
         self.max_repeats = max_repeats
         self.inner_ids: dict[str, str | None] = {}  # our trial id -> inner trial id (None: not the inner's)
+        # asked again only up to ``max_repeats`` times after a suggest the inner optimiser won;
+        # once it only repeats (converged), once per suggest: each ask costs what its model does
+        self._inner_chose_last = True
 
     def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
         super().set_search_properties(metric, mode, config, **spec)
@@ -54,10 +64,11 @@ class UniqueArchSearcher(ArchSearcher):
 
     def suggest(self, trial_id: str) -> dict | str | None:
         self._check_objective()
-        for attempt in range(self.max_repeats):
+        repeated = None  # the optimiser's last proposal that was seen before
+        for attempt in range(self.max_repeats if self._inner_chose_last else 1):
             inner_id = f"{trial_id}~{attempt}"
             config = self.inner.suggest(inner_id)
-            if config is None:  # the optimizer waits for a result (a sequential one): a random unseen arch
+            if config is None:  # the optimizer waits for a result (a sequential one)
                 break
             if config == FINISHED:
                 return config
@@ -67,14 +78,28 @@ class UniqueArchSearcher(ArchSearcher):
                 self.inner.on_trial_complete(inner_id, error=True)
                 continue
             if self.is_unseen(arch):
+                self._inner_chose_last = True
                 return self._accept(trial_id, arch, inner_id)
-            known = self.values.get(arch.key)
-            if known is None:
+            repeated, known = arch, self.values.get(arch.key)
+            if known is None or self._learns_outside_points():
                 self.inner.on_trial_complete(inner_id, error=True)
             else:
                 self.inner.on_trial_complete(inner_id, {self._metric: known})
-        arch = self.random_unseen()
+        self._inner_chose_last = False
+        arch = self._unseen_near(repeated)
         return arch if arch == FINISHED else self._accept(trial_id, arch, None)
+
+    def _learns_outside_points(self) -> bool:
+        return type(self.inner).add_evaluated_point is not Searcher.add_evaluated_point
+
+    def _unseen_near(self, arch: Arch | None) -> Arch | str:
+        """An unseen neighbour of ``arch`` (the optimiser's repeated choice: the region it
+        wants), else a random unseen architecture, else ``FINISHED``."""
+        if arch is not None:
+            near = [a for a in self.space.neighbors(arch) if self.is_unseen(a)]
+            if near:
+                return near[int(self.rng.integers(len(near)))]
+        return self.random_unseen()
 
     def _accept(self, trial_id: str, arch: Arch, inner_id: str | None) -> dict:
         self._mark_seen(arch)
@@ -124,21 +149,6 @@ class UniqueArchSearcher(ArchSearcher):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update({k: v for k, v in state.items() if k != "inner"})
         self._restore_inner(state["inner"])
-
-
-def hyperopt_tpe(
-    domains: dict, seed: int | None, num_initial: int, gamma: float, n_EI_candidates: int, metric: str, mode: str
-) -> Searcher:
-    """Tune's HyperOptSearch over ``domains`` whose ``algo`` is ``hyperopt.tpe.suggest`` with all
-    three options (HyperOptSearch forwards the first two only)."""
-    from functools import partial
-
-    from hyperopt import tpe
-    from ray.tune.search.hyperopt import HyperOptSearch
-
-    inner = HyperOptSearch(space=domains, metric=metric, mode=mode, random_state_seed=seed)
-    inner.algo = partial(tpe.suggest, n_startup_jobs=num_initial, gamma=gamma, n_EI_candidates=n_EI_candidates)
-    return inner
 
 
 def nevergrad_flat(domains: dict, seed: int | None, optimizer: str, budget: int, metric: str, mode: str) -> Searcher:

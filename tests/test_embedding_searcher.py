@@ -127,6 +127,26 @@ def test_conditioning_on_fitted_hyperparameters_reproduces_the_fit():
     assert np.all(std < fitted.predict(grid[:5])[1])  # the new observations are now known
 
 
+@pytest.mark.parametrize("ard", [False, True])
+def test_gp_marginals_equal_botorchs_posterior(ard):
+    """``predict`` computes the marginals from one Cholesky factor instead of BoTorch's
+    posterior object: the same numbers, in and out of the training inputs' range."""
+    import torch
+
+    from predictors.gp import GPSurrogate
+
+    rng = np.random.default_rng(1)
+    X, grid = rng.normal(size=(80, 3)), 1.5 * rng.normal(size=(700, 3))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 + 0.05 * rng.normal(size=80)
+    gp = GPSurrogate(ard=ard).fit(X, y)
+    mean, std = gp.predict(grid, chunk=256)
+    with torch.no_grad():
+        posterior = gp.model_.posterior(torch.as_tensor(grid))
+    assert np.allclose(mean, posterior.mean.squeeze(-1).numpy(), atol=1e-9)
+    assert np.allclose(std, posterior.variance.sqrt().squeeze(-1).numpy(), atol=1e-9)
+    assert std.std() > 0.01 and mean.std() > 0.1  # a fitted, not a flat, surrogate
+
+
 class _ObjectivePredictor:
     def predict(self, archs):
         mean = np.array([objective(a) for a in archs], dtype=float)

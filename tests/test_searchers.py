@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import hyperopt
 import numpy as np
 import pytest
 from ray import tune
@@ -69,6 +70,20 @@ def test_rea_and_tpe_beat_random_on_a_simple_objective():
 
     assert mean_best("rea") >= mean_best("random") - 0.5
     assert mean_best("tpe") >= mean_best("random") - 0.5
+
+
+def test_tpe_models_each_architecture_once_and_learns_the_ones_used_for_its_repeats():
+    """A repeat is not fed back as a second observation (TPE would sharpen on the best and
+    repeat ever more, its history outgrowing the trials), and the unseen neighbour used
+    instead is taught to TPE, so its model holds every finished trial exactly once."""
+    searcher = make("tpe", num_initial=5)
+    archs = run(searcher, 120)
+    trials = searcher.inner._hpopt_trials
+    done = [t for t in trials.trials if t["result"].get("status") == "ok"]
+    assert len(archs) == 120 and len(done) == 120
+    assert sorted(-t["result"]["loss"] for t in done) == sorted(objective(a) for a in archs)
+    repeats = [t for t in trials._dynamic_trials if t["state"] == hyperopt.JOB_STATE_ERROR]
+    assert repeats  # an objective this simple makes TPE repeat its favourites: told as failed
 
 
 def test_search_finishes_when_every_class_was_tried():
