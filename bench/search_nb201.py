@@ -1,5 +1,6 @@
 """Searchers against the NB201 table, NASLib style: valid accuracy guides the search, the
-test accuracy of the best-by-valid architecture is reported after 50 / 100 / 150 queries.
+test accuracy of the best-by-valid architecture is reported after 50 / 100 / 150 queries, with
+the best valid accuracy found (what the searcher optimises); ``--plot`` draws both curves.
 
     python bench/search_nb201.py --benchmark ../shared/benchmarks/nb201_all.parquet \
         --dataset cifar10 --searchers random,rea,tpe,nevergrad,ax --budget 150 --seeds 100 \
@@ -30,8 +31,9 @@ from searchers import FINISHED, make_searcher
 
 def search_once(
     name: str, seed: int, budget: int, table: TabularBenchmark, options: dict, embeddings: object = None
-) -> tuple[np.ndarray, float]:
-    """Test accuracy of the best-by-valid architecture after each query, and seconds taken."""
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The best valid accuracy found and the test accuracy of that architecture after each
+    query, and the seconds taken."""
     import torch
 
     torch.set_num_threads(1)
@@ -39,7 +41,7 @@ def search_once(
         options = {**options, "embeddings": embeddings}
     searcher = make_searcher(name, table.space, "val_acc", "max", seed, **options)
     best_valid, best_test = -np.inf, np.nan
-    trajectory = np.full(budget, np.nan)
+    valids, trajectory = np.full(budget, np.nan), np.full(budget, np.nan)
     start = time.perf_counter()
     for i in range(budget):
         config = searcher.suggest(str(i))
@@ -50,8 +52,8 @@ def search_once(
         searcher.on_trial_complete(str(i), {"val_acc": valid})
         if valid > best_valid:
             best_valid, best_test = valid, table.query(arch, "test")
-        trajectory[i] = best_test
-    return trajectory, time.perf_counter() - start
+        valids[i], trajectory[i] = best_valid, best_test
+    return valids, trajectory, time.perf_counter() - start
 
 
 def main() -> None:
@@ -70,6 +72,7 @@ def main() -> None:
     parser.add_argument(
         "--embeddings", default="one-hot", help="embedding table (Parquet) for embedding-* searchers, or one-hot"
     )
+    parser.add_argument("--plot", help="a PNG of the mean curves (test of best-by-valid, best valid found)")
     args = parser.parse_args()
 
     seeds_for = {k: int(v) for k, v in (item.split("=") for item in args.seeds_for)}
@@ -96,7 +99,7 @@ def main() -> None:
         for seed in range(args.first_seed, args.first_seed + seeds_for.get(name, args.seeds)):
             searcher = name.partition("#")[0]
             pending[task.remote(searcher, seed, args.budget, table_ref, options, embeddings_ref)] = name
-    results: dict[str, list[tuple[np.ndarray, float]]] = {n: [] for n in names}
+    results: dict[str, list[tuple[np.ndarray, np.ndarray, float]]] = {n: [] for n in names}
     for ref, name in pending.items():
         results[name].append(ray.get(ref))
 
@@ -104,13 +107,44 @@ def main() -> None:
     print(f"NB201 {args.dataset}: test accuracy of the best-by-valid architecture (mean ± std over seeds); optimum {optimum:.2f}")
     print(f"embedding-* searchers use: {args.embeddings}")
     print("".join(f"{name} options: {options}\n" for name, options in extra.items()))
-    print("| searcher | seeds | " + " | ".join(f"{q} queries" for q in report) + " | s / run |")
-    print("| --- | --- | " + " | ".join("---" for _ in report) + " | --- |")
+    print("| searcher | seeds | " + " | ".join(f"{q} queries" for q in report) + " | best valid found | s / run |")
+    print("| --- | --- | " + " | ".join("---" for _ in report) + " | --- | --- |")
     for name in names:
-        runs = np.stack([t for t, _ in results[name]])
-        cells = [f"{np.nanmean(runs[:, q - 1]):.2f} ± {np.nanstd(runs[:, q - 1]):.2f}" for q in report]
-        seconds = np.mean([s for _, s in results[name]])
-        print(f"| {name} | {len(runs)} | " + " | ".join(cells) + f" | {seconds:.1f} |")
+        valids, tests = (np.stack([run[part] for run in results[name]]) for part in (0, 1))
+        cells = [f"{np.nanmean(tests[:, q - 1]):.2f} ± {np.nanstd(tests[:, q - 1]):.2f}" for q in report]
+        found = " / ".join(f"{np.nanmean(valids[:, q - 1]):.2f}" for q in report)
+        seconds = np.mean([run[2] for run in results[name]])
+        print(f"| {name} | {len(tests)} | " + " | ".join(cells) + f" | {found} ± {np.nanstd(valids[:, -1]):.2f} | {seconds:.1f} |")
+    if args.plot:
+        plot_curves(results, args.plot, f"NB201 {args.dataset}")
+        print(f"curves: {args.plot}")
+
+
+def plot_curves(results: dict[str, list[tuple[np.ndarray, np.ndarray, float]]], path: str, title: str) -> None:
+    """Mean over seeds (band: standard error) of the test accuracy of the best-by-valid
+    architecture and of the best valid accuracy found, against the queries made; the y axis
+    starts at the lowest mean after 10 queries, where the curves separate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, part, label in zip(axes, (1, 0), ("test accuracy of the best-by-valid", "best valid accuracy found")):
+        lowest = np.inf
+        for name, runs in results.items():
+            curves = np.stack([run[part] for run in runs])
+            mean, error = np.nanmean(curves, axis=0), np.nanstd(curves, axis=0) / np.sqrt(len(curves))
+            queries = np.arange(1, len(mean) + 1)
+            axis.plot(queries, mean, label=f"{name} ({len(curves)} seeds)")
+            axis.fill_between(queries, mean - error, mean + error, alpha=0.2)
+            lowest = min(lowest, mean[min(9, len(mean) - 1)])
+        axis.set(xlabel="queries", ylabel=label, ylim=(lowest, None))
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -208,14 +208,14 @@ def train_shared_encoder(paths: Sequence[str | Path], **train_options: Any) -> S
 def iter_embeddings(
     encoder: SetEncoder, path: str | Path, batch_rows: int = 256
 ) -> Iterator[tuple[list[str], list[str], np.ndarray]]:
-    """Stream ``(arch strings, keys, embeddings [n, E])`` over a features directory."""
+    """Stream ``(arch strings, keys, embeddings [n, K, E])`` (one per initialisation) over a features directory."""
     meta = read_meta(path)
     check_encoder(encoder, meta, str(path))
     for part in part_files(path):
         try:
             for batch in pq.ParquetFile(part).iter_batches(batch_size=batch_rows, columns=["arch", "key", "features"]):
                 flat = batch.column(2).flatten().to_numpy(zero_copy_only=False, writable=True)
-                vectors = embed(encoder, flat.reshape(-1, *meta["shape"]))
+                vectors = embed(encoder, flat.reshape(-1, *meta["shape"]), per_init=True)
                 yield batch.column(0).to_pylist(), batch.column(1).to_pylist(), vectors
         except (pa.ArrowException, OSError) as err:
             raise ValueError(f"part file {part} cannot be read ({err}); delete it and extract again") from err
@@ -238,9 +238,9 @@ def embed_features_dir(
     missing = [k for k in order if k not in texts]
     if missing:
         raise KeyError(f"{len(missing)} architectures have no features in {path}, e.g. keys {missing[:3]}")
-    dim = encoder.hparams["embed_dim"]
-    matrix = np.stack([vectors[k] for k in order]) if order else np.zeros((0, dim), np.float32)
-    return ArchEmbeddings(space, [space.parse(texts[k]) for k in order], matrix)
+    dim, inits = encoder.hparams["embed_dim"], read_meta(path)["shape"][0]
+    per_init = np.stack([vectors[k] for k in order]) if order else np.zeros((0, inits, dim), np.float32)
+    return ArchEmbeddings(space, [space.parse(texts[k]) for k in order], per_init.mean(axis=1), per_init)
 
 
 def embed_architectures(
@@ -272,8 +272,10 @@ def embed_architectures(
         )  # fmt: skip
         for arch in wanted
     ]
-    dim = encoder.hparams["embed_dim"]
-    return ArchEmbeddings(space, wanted, embed(encoder, np.stack(features)) if wanted else np.zeros((0, dim)))
+    if not wanted:
+        return ArchEmbeddings(space, wanted, np.zeros((0, encoder.hparams["embed_dim"])))
+    per_init = embed(encoder, np.stack(features), per_init=True)
+    return ArchEmbeddings(space, wanted, per_init.mean(axis=1), per_init)
 
 
 def _inputs_and_meta(settings: FeatureSettings) -> tuple[torch.Tensor, np.ndarray, dict[str, Any]]:
@@ -406,6 +408,8 @@ def write_embeddings(tables: Sequence[ArchEmbeddings], path: str | Path) -> Path
     """One Parquet table (``space, arch, key, embedding``) holding every table's rows."""
     if len({t.dim for t in tables}) > 1:
         raise ValueError(f"embeddings of one table must share a dimension, got {sorted({t.dim for t in tables})}")
+    if len({None if t.per_init is None else t.per_init.shape[1] for t in tables}) > 1:
+        tables = [ArchEmbeddings(t.space, t.archs, t.vectors) for t in tables]  # per-init vectors of all or none
     if len(tables) == 1:
         return tables[0].to_parquet(path)
     path = Path(path)

@@ -2,7 +2,9 @@
 
 Whatever produced them (Jacobian contrastive encoder, a CG encoder, or a plain one-hot
 encoding of the space's config), searchers and surrogates only see this table: the
-architectures of the candidate pool and an ``n x d`` matrix aligned with them.
+architectures of the candidate pool and an ``n x d`` matrix aligned with them.  Jacobian
+embeddings also keep the vector of each random initialisation (``per_init``, ``n x K x d``;
+the architecture's vector is their mean): the published embedding BO models those.
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from search_spaces import SearchSpace, as_space
 from ray.tune.search.sample import Categorical
 
 
+#: the optional column of each initialisation's vector (archs x inits x dim)
+PER_INIT = "init_embeddings"
+
+
 @dataclass
 class ArchEmbeddings:
     """Embedding vectors of a pool of architectures (one row per canonical key)."""
@@ -27,6 +33,7 @@ class ArchEmbeddings:
     space: SearchSpace
     archs: list[Arch]
     vectors: np.ndarray
+    per_init: np.ndarray | None = field(default=None, repr=False)
     index: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -35,6 +42,12 @@ class ArchEmbeddings:
             raise ValueError(
                 f"need one vector per architecture: {len(self.archs)} archs, vectors of shape {self.vectors.shape}"
             )
+        if self.per_init is not None:
+            self.per_init = np.asarray(self.per_init, dtype=np.float32)
+            if self.per_init.ndim != 3 or self.per_init.shape[::2] != self.vectors.shape:
+                raise ValueError(
+                    f"per_init must be archs x inits x {self.dim} (vectors {self.vectors.shape}), got {self.per_init.shape}"
+                )
         self.index = {}
         for row, arch in enumerate(self.archs):
             self.index.setdefault(arch.key, row)
@@ -60,15 +73,17 @@ class ArchEmbeddings:
 
     # ------------------------------------------------------------------ persistence
     def to_parquet(self, path: str | Path) -> Path:
-        table = pa.table(
-            {
-                "space": [self.space.name] * len(self.archs),
-                "arch": [a.text for a in self.archs],
-                "key": [a.key for a in self.archs],
-                "embedding": pa.array(list(self.vectors), type=pa.list_(pa.float32(), self.dim)),
-            }
-        )
-        return write_parquet_atomic(table, path)
+        columns = {
+            "space": [self.space.name] * len(self.archs),
+            "arch": [a.text for a in self.archs],
+            "key": [a.key for a in self.archs],
+            "embedding": pa.array(list(self.vectors), type=pa.list_(pa.float32(), self.dim)),
+        }
+        if self.per_init is not None:
+            inits = self.per_init.shape[1]
+            flat = pa.FixedSizeListArray.from_arrays(pa.array(self.per_init.reshape(-1)), self.dim)
+            columns[PER_INIT] = pa.FixedSizeListArray.from_arrays(flat, inits)
+        return write_parquet_atomic(pa.table(columns), path)
 
     @classmethod
     def from_parquet(cls, path: str | Path, space: SearchSpace | str | None = None) -> "ArchEmbeddings":
@@ -88,7 +103,13 @@ class ArchEmbeddings:
         vectors = table.column("embedding").to_pylist()
         if len({len(v) for v in vectors}) > 1:
             raise ValueError(f"embedding table {path}: embeddings differ in length {sorted({len(v) for v in vectors})}")
-        return cls(space, archs, np.asarray(vectors, dtype=np.float32))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        per_init = None
+        if PER_INIT in table.column_names:
+            column = table.column(PER_INIT).combine_chunks()
+            values = pc.list_flatten(pc.list_flatten(column)).to_numpy(zero_copy_only=False)
+            per_init = values.reshape(len(vectors), -1, vectors.shape[1]) if len(vectors) else None
+        return cls(space, archs, vectors, per_init)
 
     # ------------------------------------------------------------------ baselines
     @classmethod

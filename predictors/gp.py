@@ -1,9 +1,10 @@
 """Gaussian-process surrogate on architecture embeddings (BoTorch / GPyTorch).
 
 ``GPSurrogate().fit(X, y)`` then ``predict(X) -> (mean, std)`` in the units of ``y``, and
-``log_ei(X, best)`` for Bayesian optimisation.  A Matern-5/2 kernel, as the published
-embedding-BO method uses; inputs are min-max scaled to the unit cube and outputs
-standardised inside BoTorch.
+``log_ei(X, best)`` for Bayesian optimisation.  A Matern-5/2 kernel, as in the published
+embedding BO, but with its hyper-parameters fitted by marginal likelihood where the paper fixes
+them (that method as published: :mod:`searchers.embedding_paper`); inputs are min-max scaled to
+the unit cube and outputs standardised inside BoTorch.
 """
 from __future__ import annotations
 

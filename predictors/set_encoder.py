@@ -184,8 +184,9 @@ def train_encoder(
     return model.eval()
 
 
-def embed(encoder: SetEncoder, features: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Embeddings (mean over initialisations): ``N x K x B x P`` -> ``N x E``, ``K x B x P`` -> ``E``."""
+def embed(encoder: SetEncoder, features: np.ndarray, batch_size: int = 256, per_init: bool = False) -> np.ndarray:
+    """Embeddings (mean over initialisations): ``N x K x B x P`` -> ``N x E``, ``K x B x P`` -> ``E``;
+    with ``per_init`` each initialisation's: ``N x K x E``, ``K x E``."""
     features = np.asarray(features, dtype=np.float32)
     if features.ndim not in (3, 4):
         raise ValueError(f"features must be K x B x P or N x K x B x P, got shape {features.shape}")
@@ -198,5 +199,6 @@ def embed(encoder: SetEncoder, features: np.ndarray, batch_size: int = 256) -> n
         parts = [encoder(flat[i : i + batch_size]) for i in range(0, len(flat), batch_size)]
     h = torch.cat(parts) if parts else torch.zeros(0, encoder.hparams["embed_dim"])
     encoder.train(was_training)
-    out = h.reshape(n, k, -1).mean(dim=1).numpy()
+    out = h.reshape(n, k, -1)
+    out = (out if per_init else out.mean(dim=1)).numpy()
     return out[0] if features.ndim == 3 else out

@@ -1,5 +1,8 @@
 """Bayesian optimisation over an embedded candidate pool: a GP on architecture embeddings.
 
+raynas's own form of Hesslow & Poli's embedding BO (``preset="raynas"``, the default); the
+method with the paper's settings is ``preset="paper"`` (:mod:`searchers.embedding_paper`).
+
 The candidate pool is the set of embedded architectures.  A Matern-5/2 GP is fitted on the
 embeddings of the evaluated architectures (values rank-warped, optionally around a prior mean
 from knowledge gathered elsewhere), and the next architecture is the untried pool member of
@@ -47,6 +50,11 @@ class EmbeddingGPSearcher(PoolSearcher):
             on the observations at every step), so a good prior guides the early queries, a
             reversed one is used as well (``b`` < 0) and an uninformative one is fitted away
             (``b`` -> 0).
+        prior_weight: ``b`` is multiplied by this weight.  ``"auto"``: the prior's skill at
+            ranking the better half of the observations (:func:`prior_skill`).  A prior that
+            separates bad cells from good ones can still misrank the good ones, which is where
+            a search spends its queries: a least-squares ``b`` over all observations keeps
+            trusting it there, and the GP stays among the prior's favourites.  ``1``: ``b`` as fitted.
         local: gp-ei maximises EI over the untried pool members one move (the space's
             ``neighbors``) away from the ``local`` best architectures seen, and over the whole
             pool only when none is left: the GP picks the order, the space's moves keep the
@@ -72,6 +80,7 @@ class EmbeddingGPSearcher(PoolSearcher):
         prior: Any = None,
         local: int = 0,
         local_every: int = 1,
+        prior_weight: float | str = "auto",
     ):
         if dim is None:
             dim = None if embeddings.dim <= 32 else 16
@@ -84,6 +93,10 @@ class EmbeddingGPSearcher(PoolSearcher):
         self._surrogate: GPSurrogate | None = None
         self._fitted_at = 0  # observations at the last hyper-parameter fit
         self.prior = None if prior is None else prior_scores(prior, embeddings)
+        if prior_weight != "auto" and not (isinstance(prior_weight, (int, float)) and 0 <= prior_weight <= 1):
+            raise ValueError(f"prior_weight must be 'auto' or a number in [0, 1], got {prior_weight!r}")
+        self.prior_weight = prior_weight
+        self.prior_weight_ = None  # the weight of the last step
         if local < 0 or local_every < 1:
             raise ValueError(f"local must be >= 0 and local_every >= 1, got {local} and {local_every}")
         self.local = local
@@ -110,10 +123,12 @@ class EmbeddingGPSearcher(PoolSearcher):
             candidates = near if len(near) else candidates
         y = warped(values, self.warp)
         offset = np.zeros(len(self.points))
-        if self.prior is not None:  # a linear prior mean a + b * prior, fitted to what was seen
+        if self.prior is not None:  # a linear prior mean a + w * b * prior, fitted to what was seen
             design = np.c_[np.ones(len(rows)), self.prior[rows]]
-            a, b = np.linalg.lstsq(design, y, rcond=None)[0]
-            offset = a + b * self.prior
+            b = np.linalg.lstsq(design, y, rcond=None)[0][1]
+            self.prior_weight_ = prior_skill(self.prior[rows], y) if self.prior_weight == "auto" else self.prior_weight
+            slope = self.prior_weight_ * b
+            offset = float(np.mean(y - slope * self.prior[rows])) + slope * self.prior
         surrogate = self._fit_surrogate(self.points[rows], y - offset[rows])
         return int(candidates[np.argmax(surrogate.log_ei(self.points[candidates], y.max(), offset[candidates]))])
 
@@ -136,10 +151,22 @@ class EmbeddingGPSearcher(PoolSearcher):
             self._fitted_at = n
         return self._surrogate
 
-    def _observed(self) -> tuple[np.ndarray, np.ndarray]:
-        """Pool rows and oriented scores of the finished evaluations that lie in the pool."""
-        pairs = [(self.embeddings.index[a.key], self.score(v)) for a, v in self.history if a in self.embeddings]
-        return np.array([r for r, _ in pairs], dtype=np.int64), np.array([v for _, v in pairs], dtype=np.float64)
+
+def prior_skill(prior: np.ndarray, y: np.ndarray, min_points: int = 4) -> float:
+    """How well ``prior`` predicts ``y`` among the better half of the observations, in [0, 1]:
+    the leave-one-out predictive R^2 (Q^2) of the line ``y ~ a + b * prior`` there, against
+    predicting their mean; 0 when it does no better than the mean, 1 below ``min_points``."""
+    top = y >= np.median(y)
+    if top.sum() < min_points:
+        return 1.0
+    p, v = prior[top], y[top]
+    design = np.c_[np.ones(len(v)), p]
+    hat = design @ np.linalg.pinv(design)
+    residual = v - hat @ v
+    leverage = np.clip(np.diag(hat), 0.0, 1.0 - 1e-9)
+    press = np.sum((residual / (1.0 - leverage)) ** 2)
+    press_mean = np.sum((v - v.mean()) ** 2) * (len(v) / (len(v) - 1)) ** 2
+    return float(np.clip(1.0 - press / press_mean, 0.0, 1.0)) if press_mean > 0 else 0.0
 
 
 def prior_scores(prior: Any, embeddings: ArchEmbeddings) -> np.ndarray:

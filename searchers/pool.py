@@ -39,6 +39,11 @@ class PoolSearcher(ArchSearcher):
         """A random free pool row."""
         return int(self.rng.choice(np.flatnonzero(self.free)))
 
+    def _observed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Pool rows and oriented scores of the finished evaluations that lie in the pool."""
+        pairs = [(self.embeddings.index[a.key], self.score(v)) for a, v in self.history if a in self.embeddings]
+        return np.array([r for r, _ in pairs], dtype=np.int64), np.array([v for _, v in pairs], dtype=np.float64)
+
     def _mark_seen_key(self, key: str) -> None:
         super()._mark_seen_key(key)
         row = self.embeddings.index.get(key)

@@ -171,12 +171,24 @@ def _ax(space: SearchSpace, metric: Any, mode: Any, seed: int | None, **kw: Any)
 
 @register_searcher("embedding-gp")
 def _embedding_gp(
-    space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, embeddings: Any = "one-hot", **kw: Any
+    space: SearchSpace,
+    metric: str | None,
+    mode: str | None,
+    seed: int | None,
+    embeddings: Any = "one-hot",
+    preset: str = "raynas",
+    **kw: Any,
 ) -> Searcher:
-    """GP expected improvement over an embedded pool (``embeddings``: a table, a Parquet path or "one-hot")."""
+    """GP expected improvement over an embedded pool (``embeddings``: a table, a Parquet path or
+    "one-hot"); ``preset="paper"``: Hesslow & Poli's method with their settings
+    (:mod:`searchers.embedding_paper`), ``"raynas"``: raynas's own (:mod:`searchers.embedding`)."""
     from searchers.embedding import EmbeddingGPSearcher, load_embeddings
+    from searchers.embedding_paper import PublishedEmbeddingGPSearcher
 
-    return EmbeddingGPSearcher(load_embeddings(embeddings, space), metric, mode, seed, **kw)
+    presets = {"raynas": EmbeddingGPSearcher, "paper": PublishedEmbeddingGPSearcher}
+    if preset not in presets:
+        raise ValueError(f"unknown embedding-gp preset {preset!r}; available: {sorted(presets)}")
+    return presets[preset](load_embeddings(embeddings, space), metric, mode, seed, **kw)
 
 
 def _embedding_pool_factory(optimizer: str) -> Factory:

@@ -76,6 +76,46 @@ def test_bad_optimizer_and_bad_tables_are_named(tmp_path):
         ArchEmbeddings.from_parquet(tmp_path / "missing.parquet")
 
 
+def _with_initialisations(embeddings: ArchEmbeddings, inits: int = 4, spread: float = 0.1) -> ArchEmbeddings:
+    """``embeddings`` with ``inits`` noisy vectors per architecture around its own (as random
+    initialisations of one network give)."""
+    rng = np.random.default_rng(0)
+    per_init = embeddings.vectors[:, None, :] + spread * rng.normal(size=(len(embeddings), inits, embeddings.dim))
+    return ArchEmbeddings(embeddings.space, embeddings.archs, per_init.mean(axis=1), per_init)
+
+
+def test_per_initialisation_vectors_survive_the_table_and_mean_to_the_vector(tmp_path):
+    from predictors.set_encoder import SetEncoder, embed
+
+    table = _with_initialisations(EMBEDDINGS)
+    again = ArchEmbeddings.from_parquet(table.to_parquet(tmp_path / "emb.parquet"))
+    assert again.per_init.shape == (len(POOL), 4, EMBEDDINGS.dim) and np.array_equal(again.per_init, table.per_init)
+    assert ArchEmbeddings.from_parquet(EMBEDDINGS.to_parquet(tmp_path / "plain.parquet")).per_init is None
+    features = np.random.default_rng(1).normal(size=(3, 4, 8, 5)).astype(np.float32)
+    encoder = SetEncoder(5, hidden=16, embed_dim=6, head_dim=4)
+    each = embed(encoder, features, per_init=True)
+    assert each.shape == (3, 4, 6) and np.allclose(each.mean(axis=1), embed(encoder, features), atol=1e-6)
+    with pytest.raises(ValueError, match="per_init must be archs x inits"):
+        ArchEmbeddings(SPACE, POOL[:3], np.zeros((3, 4)), np.zeros((3, 2, 5)))
+
+
+def test_the_published_preset_finds_better_architectures_than_random_picks():
+    """Hesslow & Poli's settings (fixed Matern-5/2 GP on each initialisation's embedding, EI over
+    20 random untried candidates): on the stand-in objective, whose values span a few units
+    like the paper's accuracy percentages, better than random within 25 queries."""
+    table = _with_initialisations(EMBEDDINGS)
+    make = lambda seed: make_searcher("embedding-gp", SPACE, "val_acc", "max", seed, embeddings=table, preset="paper")  # noqa: E731
+    found = [max(objective(a) for a in run(make(seed), 25)) for seed in range(4)]
+    pool_values = np.array([objective(a) for a in POOL])
+    rng = np.random.default_rng(0)
+    random_best = [pool_values[rng.choice(len(POOL), 25, replace=False)].max() for _ in range(400)]
+    assert np.mean(found) > np.mean(random_best)
+    with pytest.raises(ValueError, match="unknown embedding-gp preset 'published'"):
+        make_searcher("embedding-gp", SPACE, embeddings=table, preset="published")
+    with pytest.raises(ValueError, match="noise must be > 0"):
+        make_searcher("embedding-gp", SPACE, embeddings=table, preset="paper", noise=0)
+
+
 def test_ngopt_paths_differ_between_seeds():
     """NGOpt picks a deterministic local method for small budgets; the seeded start keeps
     seeds from all walking the same path."""
@@ -188,6 +228,34 @@ def test_a_good_prior_finds_the_best_sooner_and_a_noise_prior_costs_little():
     assert np.mean([queries_to_best(good, s) for s in range(3)]) <= min(8, without / 2)  # 4
     assert np.mean([queries_to_best(reversed_, s) for s in range(3)]) <= min(8, without / 2)
     assert np.mean([queries_to_best(noise, s) for s in range(3)]) <= without + 5  # 15.7: fitted away
+
+
+def test_a_prior_right_about_the_bad_but_wrong_about_the_good_loses_its_weight():
+    """The prior's weight is its skill at ranking the better half of what was observed: a
+    prior that only tells collapsed cells from good ones fits all observations well (a large
+    least-squares slope) and would keep the GP among its favourites; its weight goes to 0."""
+    from searchers.embedding import prior_skill
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=60)
+    assert prior_skill(y + 0.1 * rng.normal(size=60), y) > 0.9
+    coarse = np.where(y >= np.median(y), 1.0 + 0.1 * rng.normal(size=60), -1.0)  # right about the bad half only
+    assert np.corrcoef(coarse, y)[0, 1] > 0.7 and prior_skill(coarse, y) == 0.0
+    assert prior_skill(-y, y) > 0.9  # a reversed prior ranks as well (its slope is negative)
+    assert prior_skill(rng.normal(size=3), y[:3]) == 1.0  # too few to judge: the prior as fitted
+
+    good = {a.key: objective(a) for a in POOL}
+    top = np.quantile(list(good.values()), 0.7)
+    misleading = {k: (v < top) * v + (v >= top) * (top + rng.uniform()) for k, v in good.items()}
+    weights = {"good": [], "misleading": []}
+    for name, prior in (("good", good), ("misleading", misleading)):
+        for seed in range(3):
+            searcher = EmbeddingSearcher(EMBEDDINGS, "gp-ei", "val_acc", "max", seed=seed, num_initial=5, prior=prior)
+            run(searcher, 30)
+            weights[name].append(searcher.prior_weight_)
+    assert np.mean(weights["good"]) > 0.5 and np.mean(weights["misleading"]) < 0.25  # 0.98 and 0.13 measured
+    with pytest.raises(ValueError, match="prior_weight must be 'auto' or a number in"):
+        EmbeddingSearcher(EMBEDDINGS, "gp-ei", prior=good, prior_weight=2)
 
 
 def test_local_steps_try_the_neighbors_of_the_best_architecture_first():

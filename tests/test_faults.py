@@ -176,11 +176,19 @@ def worker(cluster_root: Path, head: tuple[str, RayNode]) -> Iterator[RayNode]:
         "--address", head[0], "--node-ip-address", "127.0.0.1",
     ])  # fmt: skip
     try:
-        node.node_id()
+        _wait_for(lambda: node.node_id() in _alive_nodes(head[0]), 120, f"{name} to join the cluster", poll=1)
         yield node
     finally:
         node.kill()
     assert not _tree(node.process.pid), "worker node processes left behind"
+
+
+def _alive_nodes(address: str) -> set[str]:
+    """The ids of the nodes the head's GCS counts as alive: a node's own files appear before it
+    has registered, and a search started in between schedules everything on the head."""
+    probe = "import ray; ray.init(address=%r, logging_level='ERROR'); print(*[n['NodeID'] for n in ray.nodes() if n['Alive']])"
+    out = subprocess.run([sys.executable, "-c", probe % address], capture_output=True, text=True, env=_env(), timeout=60)
+    return set(out.stdout.split())
 
 
 def _search(address: str, storage: Path, name: str, extra: list[str]) -> tuple[subprocess.Popen, Path]:

@@ -27,7 +27,8 @@ from search_spaces import get_space
 from searchers import FINISHED, available_searchers, make_searcher
 
 SPACE = get_space("nb201")
-NAMES = available_searchers()
+#: every registered searcher, and presets that are another class (``name#preset``)
+NAMES = [*available_searchers(), "embedding-gp#paper"]
 POOL = ArchEmbeddings.one_hot(SPACE, list(dict.fromkeys(SPACE.sample_unique(200, rng=0))))
 GIVEN = [str(a) for a in SPACE.sample_unique(40, 1)]
 #: seconds one ``suggest`` may take before the searcher counts as hung
@@ -37,6 +38,8 @@ INVALID = [{"val_acc": math.nan}, {"val_acc": math.inf}, {"val_acc": -math.inf},
 
 def options(name: str) -> dict:
     """What each searcher needs to be made, sized so that every test stays a few seconds."""
+    if name == "embedding-gp#paper":  # the GP from the second result on
+        return {"embeddings": POOL, "preset": "paper", "num_initial": 2}
     if name == "given":
         return {"archs": GIVEN}
     if name == "ax":  # Sobol for the steps below: Ax's model fits are the slow part
@@ -49,7 +52,7 @@ def options(name: str) -> dict:
 
 
 def make(name: str, metric: str | None = "val_acc", mode: str | None = "max", seed: int = 0):
-    return make_searcher(name, SPACE, metric, mode, seed, **options(name))
+    return make_searcher(name.split("#")[0], SPACE, metric, mode, seed, **options(name))
 
 
 def suggest(searcher, trial_id: str, method=None):
@@ -198,7 +201,7 @@ def test_bad_arguments_are_value_errors(name):
     with pytest.raises(ValueError, match="mode must be"):
         make(name, mode="maximise")
     with pytest.raises(ValueError):
-        make_searcher(name, SPACE, "val_acc", "max", 0, no_such_option=1, **options(name))
+        make_searcher(name.split("#")[0], SPACE, "val_acc", "max", 0, no_such_option=1, **options(name))
     searcher = make(name)
     with pytest.raises(ValueError, match="other search domains"):
         searcher.set_search_properties("val_acc", "max", {"lr": tune.uniform(0.01, 0.1)})
