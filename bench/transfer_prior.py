@@ -2,11 +2,13 @@
 on the NB101 and NB301 tables scores every architecture of an embedding table (the pool),
 written as Parquet (``arch``, ``score``, ``std``) for ``EmbeddingSearcher(prior=...)``.
 
-    python bench/transfer_prior.py --pool emb.parquet --out prior.parquet --cache-dir graphs
+    python bench/transfer_prior.py --pool emb.parquet --out prior.parquet --cache-dir graphs --save cg-nb101-nb301
     python bench/search_nb201.py --searchers embedding-gp,embedding-gp#prior --embeddings emb.parquet \
         --option "embedding-gp#prior:prior='prior.parquet'"
 
-With ``--benchmark`` (a table of the pool's space) it also prints the prior's SRCC there.
+With ``--benchmark`` (a table of the pool's space) it also prints the prior's SRCC there; with
+``--save DIR`` the fitted predictor is kept for ``predictor-rea`` (``--searcher-opt predictor=DIR``)
+or ``embedding-gp`` (``--searcher-opt prior=DIR``).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default=None, help="keep traced graphs here between runs")
     parser.add_argument("--benchmark", default=None, help="a table of the pool's space, to report the prior's SRCC")
+    parser.add_argument("--save", default=None, help="directory to save the fitted CG predictor to")
     args = parser.parse_args()
     torch.set_num_threads(1)
     reader = GraphReader(cache=GraphCache(args.cache_dir, max_items=50_000))
@@ -53,6 +56,8 @@ def main() -> None:
     seconds = time.perf_counter() - start
     write_parquet_atomic(pa.table({"arch": [str(a) for a in pool.archs], "score": mean, "std": std}), args.out)
     print(f"fitted on {len(archs)} NB101 + NB301 archs, scored {len(pool)} {pool.space.name} archs in {seconds:.0f} s -> {args.out}")
+    if args.save:
+        print(f"predictor saved to {predictor.save(args.save)}")
     if args.benchmark:
         table = TabularBenchmark.from_parquet(args.benchmark, pool.space.name, args.dataset)
         known = [i for i, a in enumerate(pool.archs) if a in table]

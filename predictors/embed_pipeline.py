@@ -40,7 +40,14 @@ import torch
 from torch import nn
 
 from predictors.embeddings import ArchEmbeddings
-from predictors.jacobian import data_jacobian, input_basis, input_batch, jacobian_features
+from predictors.jacobian import (
+    check_projection,
+    data_jacobian,
+    input_basis,
+    input_batch,
+    jacobian_features,
+    project_jacobian,
+)
 from predictors.jacobian_store import (
     BASIS_FILE,
     META_FILE,
@@ -56,7 +63,7 @@ from raynas.parallel import ray_session
 from search_spaces import SearchSpace, as_space
 
 #: settings two feature directories must share for one encoder to read both
-SHARED_SETTINGS = ("dataset", "split", "inputs_sha1", "in_shape", "num_classes", "batch_size", "proj_dim")
+SHARED_SETTINGS = ("dataset", "split", "inputs_sha1", "in_shape", "num_classes", "batch_size", "proj_dim", "projection")
 
 ArchRequest = int | Iterable[Arch | str] | None
 
@@ -72,6 +79,7 @@ class FeatureSettings:
         proj_dim: ``P`` directions of the input basis (clamped to ``B``; the identity when ``P >= D``).
         seed: picks the images, the initialisations and sampled architectures.
         split: dataset split of the images.
+        projection: ``"input"`` (the shared basis) or ``"svd"`` (per matrix, as published).
     """
 
     dataset: str = "digits"
@@ -80,6 +88,10 @@ class FeatureSettings:
     proj_dim: int = 128
     seed: int = 0
     split: str = "train"
+    projection: str = "input"
+
+    def __post_init__(self) -> None:
+        check_projection(self.projection)
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> "FeatureSettings":
@@ -87,7 +99,7 @@ class FeatureSettings:
         if not meta:
             raise ValueError("no feature settings recorded (an encoder trained on an in-memory array); pass settings=")
         numbers = {k: int(meta[k]) for k in ("num_inits", "batch_size", "proj_dim", "seed")}
-        return cls(dataset=meta["dataset"], split=meta["split"], **numbers)
+        return cls(dataset=meta["dataset"], split=meta["split"], projection=meta.get("projection", "input"), **numbers)
 
     def inputs(self) -> torch.Tensor:
         """The fixed normalised batch, ``B x C x H x W``."""
@@ -131,6 +143,7 @@ def extract_features(
         space, wanted, settings.dataset, features_path(root, space), num_inits=settings.num_inits,
         batch_size=settings.batch_size, proj_dim=settings.proj_dim, address=address, seed=settings.seed,
         build=build, split=settings.split, progress=progress, gpus_per_task=gpus_per_task,
+        projection=settings.projection,
     )  # fmt: skip
     return wanted, summary
 
@@ -160,7 +173,7 @@ def check_settings(encoder: SetEncoder, settings: FeatureSettings) -> None:
     if not encoder.feature_meta_:
         return
     trained = FeatureSettings.from_meta(encoder.feature_meta_)
-    keys = ("dataset", "batch_size", "proj_dim", "seed", "split")
+    keys = ("dataset", "batch_size", "proj_dim", "seed", "split", "projection")
     differ = _differences(vars(trained), vars(settings), keys)
     if differ:
         raise ValueError(f"settings differ from the encoder's (encoder vs requested: {'; '.join(differ)})")
@@ -183,7 +196,7 @@ def merged_features(paths: Sequence[str | Path]) -> Iterator[Path]:
     bases = [np.load(Path(p) / BASIS_FILE) for p in paths]
     if any(not np.array_equal(bases[0], b) for b in bases[1:]):
         raise ValueError(f"features in {list(map(str, paths))} were projected onto different bases")
-    merged = {k: metas[0][k] for k in (*SHARED_SETTINGS, "num_inits", "seed", "shape")}
+    merged = {k: metas[0][k] for k in (*SHARED_SETTINGS, "num_inits", "seed", "shape") if k in metas[0]}
     merged["space"] = [m["space"] for m in metas]
     merged["build"] = {m["space"]: m["build"] for m in metas}
     with tempfile.TemporaryDirectory(prefix="raynas-features-") as tmp:
@@ -268,7 +281,7 @@ def embed_architectures(
     features = [
         jacobian_features(
             arch, space, inputs=inputs, num_inits=num_inits or settings.num_inits, proj=basis,
-            seed=settings.seed, num_classes=meta["num_classes"], build=build,
+            seed=settings.seed, num_classes=meta["num_classes"], build=build, projection=settings.projection,
         )  # fmt: skip
         for arch in wanted
     ]
@@ -285,8 +298,9 @@ def _inputs_and_meta(settings: FeatureSettings) -> tuple[torch.Tensor, np.ndarra
     data = load_dataset(settings.dataset)
     inputs = input_batch(data, settings.batch_size, settings.split, settings.seed)
     basis = input_basis(inputs, settings.proj_dim)
+    options = {k: v for k, v in vars(settings).items() if k != "projection" or v != "input"}  # as stored
     meta = {
-        **vars(settings),
+        **options,
         "inputs_sha1": hashlib.sha1(inputs.numpy().tobytes()).hexdigest(),
         "in_shape": list(inputs.shape[1:]),
         "num_classes": data.num_classes,
@@ -295,7 +309,9 @@ def _inputs_and_meta(settings: FeatureSettings) -> tuple[torch.Tensor, np.ndarra
     return inputs, basis, meta
 
 
-def module_features(model: nn.Module, inputs: torch.Tensor, basis: np.ndarray | torch.Tensor) -> np.ndarray:
+def module_features(
+    model: nn.Module, inputs: torch.Tensor, basis: np.ndarray | torch.Tensor, projection: str = "input"
+) -> np.ndarray:
     """Projected data Jacobian of ``model``'s current weights (e.g. trained ones): ``1 x B x P``.
 
     The same function :func:`~predictors.jacobian.jacobian_features` applies to each random
@@ -303,7 +319,7 @@ def module_features(model: nn.Module, inputs: torch.Tensor, basis: np.ndarray | 
     initialisation of an architecture.
     """
     basis = torch.as_tensor(np.asarray(basis, dtype=np.float32))
-    return (data_jacobian(model, inputs) @ basis).numpy()[None]
+    return project_jacobian(data_jacobian(model, inputs), basis, projection).numpy()[None]
 
 
 # --------------------------------------------------------------------------- the whole pipeline

@@ -6,15 +6,20 @@ PCA-reduced, as the embedding searcher uses them) or the space's own config, one
 the one GP predictor of raynas: predictor-guided evolution's default predictor, and a
 learning member of :class:`~predictors.stacking.StackedPredictor` beside the CG predictor
 (they make different mistakes, so the stack ranks better than either).
+
+With ``prior=`` (e.g. a CG predictor fitted on other spaces) the GP models the residual of a
+linear prior mean (:mod:`predictors.prior_mean`): refits on target labels keep what the
+prior learned from its source labels, weighted by how well it ranks the labels seen.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from predictors.embeddings import ArchEmbeddings, reduce_vectors
 from predictors.gp import GPSurrogate, check_warp, warped
+from predictors.prior_mean import PriorScores, check_prior_weight, linear_prior_mean
 from raynas.arch import Arch
 from search_spaces import SearchSpace
 
@@ -32,6 +37,10 @@ class EmbeddingGPPredictor:
         max_train: fit on at most this many best labels (None: all).
         nu, ard: the Matern kernel's smoothness and per-dimension length-scales.
         seed: the PCA's seed.
+        prior: knowledge from elsewhere (:class:`~predictors.prior_mean.PriorScores`: a fitted
+            predictor, a Parquet table or a mapping of scores) as the GP's prior mean.
+        prior_weight: ``"auto"`` (the prior's skill on the better half of the labels) or a
+            number in [0, 1] multiplying its fitted slope.
     """
 
     def __init__(
@@ -43,8 +52,11 @@ class EmbeddingGPPredictor:
         nu: float = 2.5,
         ard: bool = False,
         seed: int = 0,
+        prior: Any = None,
+        prior_weight: float | str = "auto",
     ):
         self.embeddings, self.warp = embeddings, check_warp(warp)
+        self.prior_weight = check_prior_weight(prior_weight)
         self.max_train, self.nu, self.ard = max_train, nu, ard
         if isinstance(embeddings, ArchEmbeddings):
             self.space = embeddings.space
@@ -52,16 +64,34 @@ class EmbeddingGPPredictor:
         else:
             self.space, self.points = embeddings, None
         self._one_hot: dict[str, np.ndarray] = {}  # canonical key -> one-hot vector
+        self.prior = None if prior is None else PriorScores(prior, self.space)
+        self.prior_mean_ = (0.0, 0.0, 0.0)  # intercept, slope, weight of the last fit
+        self._prior_fill = 0.0  # the score of architectures a prior table lacks
         self.gp_: GPSurrogate | None = None
 
     def fit(self, archs: Sequence[Arch], y: Sequence[float], **_: object) -> "EmbeddingGPPredictor":
-        self.gp_ = GPSurrogate(self.nu, self.ard, self.max_train).fit(self.vectors(archs), warped(y, self.warp))
+        archs, target = list(archs), warped(y, self.warp)
+        if self.prior is not None:
+            scores = self.prior(archs)
+            known = scores[np.isfinite(scores)]
+            self._prior_fill = float(np.median(known)) if len(known) else 0.0
+            self.prior_mean_ = linear_prior_mean(self._prior(archs), target, self.prior_weight)
+            target = target - self._offset(archs)
+        self.gp_ = GPSurrogate(self.nu, self.ard, self.max_train).fit(self.vectors(archs), target)
         return self
 
     def predict(self, archs: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray]:
         if self.gp_ is None:
             raise RuntimeError("EmbeddingGPPredictor is not fitted: call fit(archs, y) first")
-        return self.gp_.predict(self.vectors(archs))
+        mean, std = self.gp_.predict(self.vectors(archs))
+        return (mean + self._offset(archs) if self.prior is not None else mean), std
+
+    def _prior(self, archs: Sequence[Arch]) -> np.ndarray:
+        return np.nan_to_num(self.prior(archs), nan=self._prior_fill)
+
+    def _offset(self, archs: Sequence[Arch]) -> np.ndarray:
+        intercept, slope, _ = self.prior_mean_
+        return intercept + slope * self._prior(archs)
 
     def vectors(self, archs: Sequence[Arch]) -> np.ndarray:
         """The GP's input rows for ``archs``."""

@@ -17,6 +17,7 @@ from botorch.models import SingleTaskGP
 from botorch.models.transforms import Normalize, Standardize
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from search_spaces.base import check_choice
 
 
 class GPSurrogate:
@@ -112,9 +113,7 @@ WARPS = ("rank", "none")
 
 
 def check_warp(warp: str) -> str:
-    if warp not in WARPS:
-        raise ValueError(f"warp must be one of {WARPS}, got {warp!r}")
-    return warp
+    return check_choice("warp", warp, WARPS)
 
 
 def warped(values: np.ndarray, warp: str) -> np.ndarray:

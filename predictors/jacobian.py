@@ -33,6 +33,9 @@ the directions in which the data varies, the only ones data ever probes.  Signs 
 (largest-magnitude entry of each vector positive) so the basis is reproducible.  When
 ``P >= D`` no projection is needed: the basis is the identity (pixels are the coordinates;
 digits: ``D = 64``).  A batch spans at most ``B`` directions, so ``P`` is clamped to ``B``.
+The published per-matrix projection is there as ``projection="svd"`` (:func:`svd_features`:
+the top ``P`` columns of ``U_k S_k``, signs fixed the same way, zero-padded to the shared
+basis's width), so the paper's features can be measured beside the shared basis.
 Magnitudes are kept raw (float32): the scale of a Jacobian says something about the
 architecture, and the encoder normalises it.
 
@@ -60,6 +63,7 @@ from torch.nn import functional as F
 from raynas.arch import Arch
 from raynas.data import ImageDataset, as_dataset
 from search_spaces import SearchSpace, as_space
+from search_spaces.base import check_choice
 
 ModelSource = Callable[[], nn.Module] | Arch | str
 
@@ -97,6 +101,33 @@ def svd_basis(matrix: np.ndarray | torch.Tensor, dim: int) -> np.ndarray:
     pivot = np.abs(v).argmax(axis=0)
     v = v * np.sign(v[pivot, np.arange(v.shape[1])])
     return np.ascontiguousarray(v, dtype=np.float32)
+
+
+PROJECTIONS = ("input", "svd")
+
+
+def check_projection(projection: str) -> str:
+    """``"input"`` (the shared input basis) or ``"svd"`` (each matrix's own, as published)."""
+    return check_choice("projection", projection, PROJECTIONS)
+
+
+def svd_features(jacobian: torch.Tensor, width: int) -> torch.Tensor:
+    """Per-matrix projection (Hesslow & Poli): the top ``width`` columns of ``U S`` of this
+    ``B x D`` matrix (``J = U S V^T``), each column's largest-magnitude entry positive; zero
+    columns pad it to ``width`` when ``J`` has fewer than ``width`` singular values."""
+    u, s, _ = torch.linalg.svd(jacobian.double(), full_matrices=False)
+    us = u[:, :width] * s[:width]
+    sign = torch.sign(us[us.abs().argmax(dim=0), torch.arange(us.shape[1])])
+    us = us * torch.where(sign == 0, 1.0, sign)
+    return F.pad(us, (0, width - us.shape[1])).float()
+
+
+def project_jacobian(jacobian: torch.Tensor, basis: torch.Tensor, projection: str = "input") -> torch.Tensor:
+    """``B x P`` features of a ``B x D`` Jacobian: onto the shared ``D x P`` ``basis``, or its
+    own top ``P`` singular directions (``projection="svd"``; ``basis`` fixes ``P``)."""
+    if check_projection(projection) == "svd":
+        return svd_features(jacobian, basis.shape[1])
+    return jacobian @ basis
 
 
 def input_basis(inputs: torch.Tensor, dim: int = 128) -> np.ndarray:
@@ -195,6 +226,7 @@ def jacobian_features(
     num_classes: int = 10,
     build: Mapping[str, Any] | None = None,
     device: torch.device | str = "cpu",
+    projection: str = "input",
 ) -> np.ndarray:
     """Projected data Jacobians of ``num_inits`` initialisations: float32 ``K x B x P``.
 
@@ -209,6 +241,8 @@ def jacobian_features(
         num_classes: classifier width of built architectures.
         build: keyword options of ``space.build`` (e.g. ``{"C": 8, "N": 1}`` for NB201).
         device: where the networks run (built on the CPU, so every device initialises alike).
+        projection: ``"input"`` (onto the shared basis) or ``"svd"`` (each matrix's own top
+            singular directions, as published; the basis then only fixes ``P``).
     """
     if num_inits < 1:
         raise ValueError(f"num_inits must be >= 1, got {num_inits}")
@@ -216,6 +250,7 @@ def jacobian_features(
         raise ValueError("inputs must be a non-empty B x C x H x W tensor (see input_batch)")
     if isinstance(proj, (int, np.integer)) and proj < 1:
         raise ValueError(f"projection dimension P must be >= 1, got {proj}")
+    check_projection(projection)
     factory = model_factory(model, space, num_classes, tuple(inputs.shape[1:]), build)
     device = torch.device(device)
     basis = resolve_basis(proj, inputs).to(device)
@@ -225,5 +260,5 @@ def jacobian_features(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed(seed, k))
             net = factory()
-        out[k] = data_jacobian(net.to(device), inputs) @ basis
+        out[k] = project_jacobian(data_jacobian(net.to(device), inputs), basis, projection)
     return out.cpu().numpy()

@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from predictors.jacobian import input_basis, input_batch, jacobian_features
+from predictors.jacobian import check_projection, input_basis, input_batch, jacobian_features
 from raynas.arch import Arch
 from raynas.data import ImageDataset, as_dataset
 from raynas.io import atomic_write, write_parquet_atomic
@@ -78,6 +78,7 @@ def extract_to_parquet(
     split: str = "train",
     progress: bool = True,
     gpus_per_task: float = 0.0,
+    projection: str = "input",
 ) -> ExtractionSummary:
     """Compute and store the Jacobian features of many architectures (resumable).
 
@@ -98,6 +99,7 @@ def extract_to_parquet(
         progress: show a progress bar on stderr.
         gpus_per_task: GPUs each feature task asks Ray for (fractions share one GPU); a task
             given a GPU computes there.
+        projection: ``"input"`` (the shared input basis) or ``"svd"`` (per matrix, as published).
     """
     space = as_space(space)
     for name, value in {"num_inits": num_inits, "batch_size": batch_size, "chunk": chunk}.items():
@@ -121,6 +123,8 @@ def extract_to_parquet(
         "seed": int(seed),
         "build": dict(build or {}),
     }
+    if check_projection(projection) != "input":  # absent for the default: older directories resume
+        meta["projection"] = projection
     meta = json.loads(json.dumps(meta))  # as it reads back from _meta.json (tuples -> lists)
     basis = _prepare_directory(out, meta, inputs)
     meta["shape"] = [int(num_inits), int(batch_size), int(basis.shape[1])]
@@ -199,6 +203,7 @@ def _extract_one(space: SearchSpace, text: str, inputs: torch.Tensor, basis: tor
         num_classes=meta["num_classes"],
         build=meta["build"],
         device=trial_device(),
+        projection=meta.get("projection", "input"),
     )
 
 

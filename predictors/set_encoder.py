@@ -7,10 +7,11 @@ One initialisation of one architecture is a set ``X`` of ``B`` rows in ``R^P`` (
     h = \\rho\\Big(\\frac{1}{B}\\sum_b \\phi([x_b / s,\\ \\log s])\\Big), \\qquad
     z = g(h), \\qquad s = \\mathrm{RMS}(X),
 
-with ``phi``, ``rho`` and the projection head ``g`` two-layer ReLU MLPs, ``h`` the 256-d
-embedding and ``z`` what the loss sees (SimCLR's head: Linear-BatchNorm-ReLU-Linear; its
-BatchNorm standardises the embeddings across the batch, without which the near-identical
-embeddings of a fresh encoder leave the loss at chance for many steps).  Each set is scaled to
+with ``phi`` and ``rho`` ReLU MLPs (``layers`` each: 2 by default, 4 as published), ``h``
+the 256-d embedding and ``z`` what the loss sees.  The default head ``g`` is SimCLR's
+(Linear-BatchNorm-ReLU-Linear): its BatchNorm standardises the embeddings across the batch,
+without which the near-identical embeddings of a fresh encoder leave the loss at chance for
+many steps; ``head="linear"`` is the published ReLU-Linear.  Each set is scaled to
 unit RMS and its log-scale (clamped to [-10, 10]) is appended to every row, so Jacobians whose
 magnitudes differ by orders of magnitude stay in range while the scale, which differs more
 between architectures than between initialisations, still informs the embedding.
@@ -34,6 +35,10 @@ from torch.nn import functional as F
 from predictors.jacobian_store import iter_features, read_meta
 from raynas.io import load_dir, save_dir
 from raynas.losses import nt_xent
+from search_spaces.base import check_choice
+
+
+HEADS = ("simclr", "linear")
 
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
@@ -53,19 +58,27 @@ class SetEncoder(nn.Module):
         hidden: width of the hidden layers of ``phi`` and ``rho``.
         embed_dim: size of the embedding ``h``.
         head_dim: size of the projection ``z`` the contrastive loss sees.
+        layers: linear layers in each of ``phi`` and ``rho``.
+        head: ``"simclr"`` (Linear-BatchNorm-ReLU-Linear) or ``"linear"`` (ReLU-Linear, published).
     """
 
-    def __init__(self, in_dim: int, hidden: int = 256, embed_dim: int = 256, head_dim: int = 128):
+    def __init__(
+        self, in_dim: int, hidden: int = 256, embed_dim: int = 256, head_dim: int = 128, layers: int = 2,
+        head: str = "simclr",
+    ):  # fmt: skip
         super().__init__()
-        for name, value in {"in_dim": in_dim, "hidden": hidden, "embed_dim": embed_dim, "head_dim": head_dim}.items():
+        sizes = {"in_dim": in_dim, "hidden": hidden, "embed_dim": embed_dim, "head_dim": head_dim, "layers": layers}
+        for name, value in sizes.items():
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value!r}")
-        self.hparams = {"in_dim": int(in_dim), "hidden": int(hidden), "embed_dim": int(embed_dim), "head_dim": int(head_dim)}
-        self.phi = _mlp([in_dim + 1, hidden, hidden])
-        self.rho = _mlp([hidden, hidden, embed_dim])
-        self.head = nn.Sequential(
-            nn.Linear(embed_dim, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(), nn.Linear(embed_dim, head_dim)
-        )
+        check_choice("head", head, HEADS)
+        self.hparams = {**{k: int(v) for k, v in sizes.items()}, "head": head}
+        self.phi = _mlp([in_dim + 1, *[hidden] * layers])
+        self.rho = _mlp([*[hidden] * layers, embed_dim])
+        self.head = (
+            nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU(), nn.Linear(embed_dim, head_dim))
+            if head == "simclr" else nn.Linear(embed_dim, head_dim)
+        )  # fmt: skip
         self.loss_history_: list[float] = []
         self.feature_meta_: dict[str, Any] = {}
 
@@ -129,7 +142,7 @@ def train_encoder(
     seed: int = 0,
     temperature: float = 0.1,
     encoder: SetEncoder | None = None,
-    **hparams: int,
+    **hparams: Any,
 ) -> SetEncoder:
     """Train a :class:`SetEncoder` with NT-Xent on Jacobian features.
 
@@ -141,7 +154,7 @@ def train_encoder(
             ``decay`` after every epoch; ``batch_size`` architectures per step.
         seed: encoder initialisation, batch order and the pairs of initialisations drawn.
         encoder: continue training this encoder instead of a new one.
-        hparams: ``hidden``, ``embed_dim``, ``head_dim`` of a new encoder.
+        hparams: ``hidden``, ``embed_dim``, ``head_dim``, ``layers``, ``head`` of a new encoder.
 
     Returns the encoder (in eval mode) with ``loss_history_`` (mean loss of every epoch).
     """

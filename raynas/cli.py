@@ -8,7 +8,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 Configure = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
@@ -225,6 +225,19 @@ def _run_demo(args: argparse.Namespace) -> int:
     return _run_search(build_parser("search").parse_args(["search", *demo]))
 
 
+#: ``raynas embed --preset``: values for the flags a user leaves out (a given flag wins).
+#: "paper" is Hesslow & Poli's setting: 256 images (CIFAR-10 when --dataset names a folder),
+#: the full-size NB201 network, per-matrix SVD, DeepSet 4+4 layers, ReLU-Linear(256) head,
+#: Adam 5e-5 on batches of 1,024 architectures.
+EMBED_PRESETS: dict[str, dict[str, Any]] = {
+    "raynas": {"epochs": 30, "train_batch": 256, "lr": 1e-3, "embed_dim": 256, "layers": 2, "head": "simclr",
+               "head_dim": 128, "projection": "input", "build": "{}"},
+    "paper": {"epochs": 30, "train_batch": 1024, "lr": 5e-5, "embed_dim": 256, "layers": 4, "head": "linear",
+              "head_dim": 256, "projection": "svd", "build": '{"nb201": {"C": 16, "N": 5}}',
+              "dataset": "synthetic:1024", "inits": 4, "batch_size": 256, "proj": 128},
+}  # fmt: skip
+
+
 def _configure_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="nb201", help="search space, or several comma-separated (one shared encoder)")
     parser.add_argument("--dataset", help="images the Jacobians are taken on (default: the encoder's, else digits)")
@@ -235,14 +248,21 @@ def _configure_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", help="features root, one resumable directory per space (default: <out>.features)")
     parser.add_argument("--train-encoder", action="store_true", help="train a new encoder on these features")
     parser.add_argument("--encoder", help="encoder directory to load, or to save a trained one to (default: <out>.encoder)")
-    parser.add_argument("--epochs", type=int, default=30, help="encoder training epochs")
-    parser.add_argument("--train-batch", type=int, default=256, help="architectures per encoder training step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="encoder learning rate (Adam, x0.95 per epoch)")
-    parser.add_argument("--embed-dim", type=int, default=256, help="size of a new encoder's embeddings")
+    parser.add_argument("--preset", choices=sorted(EMBED_PRESETS), default="raynas",
+                        help="defaults of the flags below: raynas's, or the paper's (Hesslow & Poli) for a new encoder")
+    parser.add_argument("--epochs", type=int, help="encoder training epochs (30)")
+    parser.add_argument("--train-batch", type=int, help="architectures per encoder training step (256; paper 1024)")
+    parser.add_argument("--lr", type=float, help="encoder learning rate, Adam, x0.95 per epoch (1e-3; paper 5e-5)")
+    parser.add_argument("--embed-dim", type=int, help="size of a new encoder's embeddings (256)")
+    parser.add_argument("--layers", type=int, help="linear layers in each half of the DeepSet (2; paper 4)")
+    parser.add_argument("--head", choices=("simclr", "linear"), help="contrastive head (simclr; paper linear)")
+    parser.add_argument("--head-dim", type=int, help="width of the contrastive head's output (128; paper 256)")
+    parser.add_argument("--projection", choices=("input", "svd"),
+                        help="shared input basis, or each Jacobian's own SVD (input; paper svd)")
     parser.add_argument("--inits", type=int, help="K random initialisations per architecture (default: the encoder's, else 4)")
     parser.add_argument("--batch-size", type=int, help="B images per Jacobian (default: the encoder's, else 256)")
     parser.add_argument("--proj", type=int, help="P projection directions (default: the encoder's, else 128)")
-    parser.add_argument("--build", default="{}", help='space.build options as JSON, e.g. \'{"C": 8, "N": 1}\', '
+    parser.add_argument("--build", help='space.build options as JSON, e.g. \'{"C": 8, "N": 1}\', '
                         'or per space: \'{"nb201": {"C": 8}, "nb101": {"stem_channels": 16}}\'')  # fmt: skip
     parser.add_argument("--seed", type=int, help="images, initialisations and sampled archs (default: the encoder's, else 0)")
 
@@ -267,17 +287,22 @@ def _run_embed(args: argparse.Namespace) -> int:
 
     spaces = [get_space(name.strip()).name for name in args.space.split(",") if name.strip()]
     encoder_dir = args.encoder or f"{args.out}.encoder"
+    preset = EMBED_PRESETS[args.preset]
     trained_on: dict = {}
     if not args.train_encoder:
         meta = load_encoder(encoder_dir).feature_meta_
         trained_on = vars(FeatureSettings.from_meta(meta)) if meta else {}
-    given = {"dataset": args.dataset, "num_inits": args.inits, "batch_size": args.batch_size, "proj_dim": args.proj, "seed": args.seed}
+    for name, value in preset.items():  # a preset's feature settings apply to a new encoder only
+        if getattr(args, name) is None and (args.train_encoder or name not in ("dataset", "inits", "batch_size", "proj")):
+            setattr(args, name, value)
+    given = {"dataset": args.dataset, "num_inits": args.inits, "batch_size": args.batch_size, "proj_dim": args.proj,
+             "seed": args.seed, "projection": args.projection if args.train_encoder else None}  # fmt: skip
     settings = FeatureSettings(**{**vars(FeatureSettings()), **trained_on, **{k: v for k, v in given.items() if v is not None}})
     summary = build_embeddings(
         spaces, args.out, settings, archs=args.num_archs, features_root=args.features,
         encoder=encoder_dir, train=args.train_encoder,
         train_options={"epochs": args.epochs, "batch_size": args.train_batch, "lr": args.lr, "seed": settings.seed,
-                       "embed_dim": args.embed_dim},
+                       "embed_dim": args.embed_dim, "layers": args.layers, "head": args.head, "head_dim": args.head_dim},
         builds=_embed_builds(args.build, spaces), address=args.address, gpus_per_task=args.gpus_per_task,
     )  # fmt: skip
     for name, done in summary.spaces.items():

@@ -11,7 +11,11 @@ random, as REA does while its population fills.
 Any :class:`~predictors.base.Predictor` works (a zero-cost proxy, the CG predictor, ...).
 The default is :class:`~predictors.embedding_gp.EmbeddingGPPredictor` on the space's config
 one-hot encoded, or on an embedding table (``embeddings=``, e.g. Jacobian embeddings), in which
-case candidates are drawn from the table's architectures.
+case candidates are drawn from the table's architectures.  A predictor transferred from other
+spaces (``prior=``: a fitted CG predictor or its saved directory) becomes the default GP's
+prior mean (:mod:`predictors.prior_mean`): it ranks the first children before any target
+label exists, and the refits on the search's results learn its residual instead of
+replacing it, so the source labels it learned from are never dropped.
 """
 from __future__ import annotations
 
@@ -38,6 +42,8 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
             given, else on the one-hot config encoding.
         embeddings: an :class:`ArchEmbeddings` table for the default GP; candidates and
             random picks then come from its architectures.  Not together with ``predictor``.
+        prior, prior_weight: knowledge from other spaces for the default GP's prior mean (see
+            :class:`~predictors.embedding_gp.EmbeddingGPPredictor`).  Not together with ``predictor``.
         num_candidates: children drawn per step (each from its own tournament).
         beta: weight of the predicted std (0: greedy on the mean; > 0: UCB).
         num_initial: results gathered (random unseen archs) before the predictor is used.
@@ -64,6 +70,8 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
         sample_size: int = 3,
         max_mutations: int = 100,
         max_resample: int = 1000,
+        prior: Any = None,
+        prior_weight: float | str = "auto",
     ):
         _check_int("num_candidates", num_candidates, 1)
         _check_int("num_initial", num_initial, 0)
@@ -72,8 +80,8 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
             _check_int("max_train", max_train, 2)
         if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0 (0: greedy on the predicted mean), got {beta!r}")
-        if predictor is not None and embeddings is not None:
-            raise ValueError("pass either predictor= or embeddings= (which selects the default GP), not both")
+        if predictor is not None and (embeddings is not None or prior is not None):
+            raise ValueError("pass either predictor= or embeddings= / prior= (options of the default GP), not both")
         if predictor is not None:
             check_predictor(predictor, "archs")
         if embeddings is not None and not isinstance(embeddings, ArchEmbeddings):
@@ -86,7 +94,8 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
         self.embeddings = embeddings
         if predictor is None:
             vectors = self.space if embeddings is None else embeddings
-            predictor = EmbeddingGPPredictor(vectors, dim=None, warp="none", max_train=500)
+            predictor = EmbeddingGPPredictor(vectors, dim=None, warp="none", max_train=500, prior=prior,
+                                             prior_weight=prior_weight)  # fmt: skip
         self.predictor = predictor
         self.num_candidates = num_candidates
         self.beta = float(beta)

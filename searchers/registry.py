@@ -7,6 +7,7 @@ factories that declared them, unless the caller's options set them already.
 """
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -98,8 +99,15 @@ def _given(space: SearchSpace, metric: str | None, mode: str | None, seed: int |
 def _predictor_rea(
     space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, embeddings: Any = None, **kw: Any
 ) -> Searcher:
-    """REA whose children a predictor picks; ``embeddings`` may be a table, a Parquet path or "one-hot"."""
+    """REA whose children a predictor picks; ``embeddings`` may be a table, a Parquet path or "one-hot".
+    ``predictor`` given as a directory (a saved CG predictor, from the command line) is
+    transferred knowledge: the default GP's ``prior``, kept while the GP learns from the search."""
     from searchers.predictor_evolution import PredictorEvolutionSearcher
+
+    if isinstance(kw.get("predictor"), (str, os.PathLike)):
+        if "prior" in kw:
+            raise ValueError("predictor=DIR is the default GP's prior: give predictor= or prior=, not both")
+        kw["prior"] = kw.pop("predictor")
 
     if embeddings is not None:
         from searchers.embedding import load_embeddings

@@ -105,6 +105,23 @@ def test_features_of_other_settings_are_refused(ray_session, tmp_path):
                          encoder=tmp_path / "s1.parquet.encoder", progress=False)  # fmt: skip
 
 
+def test_paper_preset_fills_what_is_not_given(ray_session, tmp_path):
+    """`--preset paper`: per-matrix SVD features and the 4+4-layer encoder with a linear head,
+    while flags given on the command line (here a tiny network and batch) win."""
+    out = tmp_path / "paper.parquet"
+    _run(["embed", "--preset", "paper", "--dataset", "digits", "--out", str(out), "--num-archs", "6", "--train-encoder",
+          "--epochs", "1", "--train-batch", "6", "--build", json.dumps(TINY["nb201"]), *FEATURES])  # fmt: skip
+    encoder = SetEncoder.load(tmp_path / "paper.parquet.encoder")
+    assert encoder.hparams["layers"] == 4 and encoder.hparams["head"] == "linear" and encoder.hparams["head_dim"] == 256
+    assert encoder.feature_meta_["projection"] == "svd" and encoder.feature_meta_["shape"] == [2, 16, 8]
+    assert FeatureSettings.from_meta(encoder.feature_meta_).projection == "svd"
+    table = ArchEmbeddings.from_parquet(out)
+    again = embed_architectures("nb201", table.archs[:2], None, encoder, build=TINY["nb201"])
+    np.testing.assert_allclose(again.vectors, table.vectors[:2], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="projection"):
+        build_embeddings("nb201", tmp_path / "x.parquet", SETTINGS, archs=2, encoder=encoder, builds=TINY)
+
+
 def test_build_option_is_shared_or_given_per_space():
     assert _embed_builds('{"C": 8}', ["nb201"]) == {"nb201": {"C": 8}}
     per_space = '{"nb201": {"C": 8}, "nb101": {"stem_channels": 16}}'

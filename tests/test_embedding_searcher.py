@@ -131,7 +131,7 @@ def test_rank_warp_keeps_the_order_and_tames_outliers():
     assert np.array_equal(np.argsort(warped), np.argsort(values))
     assert warped[1] - warped[0] < 2 * (warped[2] - warped[1])  # the 10% cell is no longer 80 points away
     assert np.array_equal(_warped(values, "none"), values)
-    with pytest.raises(ValueError, match="warp must be one of"):
+    with pytest.raises(ValueError, match="warp: .* is not allowed"):
         EmbeddingSearcher(EMBEDDINGS, "gp-ei", warp="log")
 
 
@@ -234,7 +234,7 @@ def test_a_prior_right_about_the_bad_but_wrong_about_the_good_loses_its_weight()
     """The prior's weight is its skill at ranking the better half of what was observed: a
     prior that only tells collapsed cells from good ones fits all observations well (a large
     least-squares slope) and would keep the GP among its favourites; its weight goes to 0."""
-    from searchers.embedding import prior_skill
+    from predictors.prior_mean import prior_skill
 
     rng = np.random.default_rng(0)
     y = rng.normal(size=60)

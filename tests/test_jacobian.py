@@ -9,7 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from predictors.jacobian import data_jacobian, input_basis, input_batch, jacobian_features, row_separable
+from predictors.jacobian import (
+    data_jacobian,
+    init_seed,
+    input_basis,
+    input_batch,
+    jacobian_features,
+    row_separable,
+    svd_features,
+)
 from predictors.jacobian_store import extract_to_parquet, iter_features, part_files, read_features, stored_keys
 from search_spaces import get_space
 from search_spaces.nb201 import NB201Space
@@ -73,6 +81,20 @@ def test_projection_basis_is_orthonormal_and_identity_when_p_covers_the_image():
     assert features(proj=128).shape == (3, 32, 64)
 
 
+def test_per_matrix_svd_keeps_the_gram_matrix_with_reproducible_signs():
+    """The published projection: U S of each matrix, so F F^T = J J^T when P covers its rank;
+    flipping J's singular vectors (another SVD of the same matrix) changes nothing."""
+    torch.manual_seed(init_seed(0, 0))  # initialisation 0 of features()
+    j = data_jacobian(SPACE.build(SPACE.canonical(SPACE.parse(ARCH)), 10, (1, 8, 8), **BUILD), INPUTS)
+    full = svd_features(j, 64)
+    torch.testing.assert_close(full @ full.T, j @ j.T, rtol=1e-4, atol=1e-4 * float((j @ j.T).abs().max()))
+    assert (full[full.abs().argmax(dim=0), torch.arange(64)] >= 0).all()
+    assert svd_features(j[:10], 16).shape == (10, 16) and svd_features(j[:10], 16)[:, 10:].abs().max() == 0  # padded
+    out = features(projection="svd")
+    assert out.shape == (3, 32, 16) and not np.allclose(out, features())
+    torch.testing.assert_close(torch.from_numpy(out[0]), svd_features(j, 16), rtol=1e-4, atol=1e-5)
+
+
 def test_any_module_factory_works_but_a_module_instance_is_refused():
     def factory():
         return nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 10))
@@ -88,6 +110,8 @@ def test_bad_input_raises_clear_errors(tmp_path):
         input_batch("mnist")
     with pytest.raises(ValueError, match="P must be >= 1"):
         features(proj=0)
+    with pytest.raises(ValueError, match="projection: .pca. is not allowed"):
+        features(projection="pca")
     with pytest.raises(ValueError, match="search space"):
         jacobian_features(ARCH, inputs=INPUTS)
     with pytest.raises(ValueError, match="batch_size must be in"):

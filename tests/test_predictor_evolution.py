@@ -183,3 +183,55 @@ def test_a_zero_cost_proxy_plugs_in_as_the_predictor():
     searcher = make(predictor=proxy, num_candidates=4, num_initial=0, population_size=4, sample_size=2)
     archs = run(searcher, 8)
     assert len({a.key for a in archs}) == 8
+
+
+class _Knows:
+    """A predictor fitted elsewhere: ``predict`` only (it is never refitted)."""
+
+    def __init__(self, score):
+        self.score, self.calls = score, 0
+
+    def predict(self, archs):
+        self.calls += 1
+        mean = np.array([self.score(a) for a in archs], dtype=float)
+        return mean, np.zeros_like(mean)
+
+
+def test_a_transferred_predictor_is_kept_as_the_gps_prior_mean():
+    """Refits on the search's results learn the prior's residual instead of replacing it: with
+    5 labels a GP around a right prior ranks unseen archs almost as the prior does, one without
+    it cannot; with 20, a prior that ranks nothing is weighted away (too few labels to judge
+    it, it is trusted)."""
+    from scipy.stats import spearmanr
+
+    archs = SPACE.sample_unique(200, 1)
+    y = np.array([objective(a) for a in archs])
+    rng = np.random.default_rng(0)
+    noise = {a.key: rng.normal() for a in archs}
+
+    def srcc(labels, **kw):
+        gp = EmbeddingGPPredictor(SPACE, dim=None, warp="none", **kw).fit(archs[:labels], y[:labels])
+        return spearmanr(gp.predict(archs[labels:])[0], y[labels:]).statistic, gp
+
+    guided, gp = srcc(5, prior=_Knows(lambda a: objective(a) ** 2))
+    assert guided > 0.9 > srcc(5)[0] + 0.3 and gp.prior_mean_[1] > 0
+    misled, bad = srcc(20, prior=_Knows(lambda a: noise[a.key]))
+    assert abs(misled - srcc(20)[0]) < 0.1 and bad.prior_mean_[2] < 0.5
+
+
+def test_predictor_rea_takes_a_saved_predictor_directory_as_its_prior(tmp_path):
+    """``predictor=DIR`` (what the command line gives) loads the saved CG predictor and keeps it
+    as the prior of the default GP; it is asked about each architecture once."""
+    from predictors.cg import CGPredictor
+
+    train = SPACE.sample_unique(24, 2)
+    small = {"hidden": 16, "layers": 1, "embed_dim": 16, "n_heads": 1, "batch_size": 8, "use_ray": False}
+    CGPredictor(epochs=2, seed=0, **small).fit(train, [objective(a) for a in train]).save(tmp_path / "cg")
+    searcher = make_searcher("predictor-rea", SPACE, "val_acc", "max", 0, predictor=str(tmp_path / "cg"), num_candidates=5)
+    assert isinstance(searcher.predictor, EmbeddingGPPredictor) and searcher.predictor.prior is not None
+    archs = run(searcher, 16)
+    assert len({a.key for a in archs}) == 16 and searcher.predictor.prior_mean_ != (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="predictor= or prior=, not both"):
+        make_searcher("predictor-rea", SPACE, predictor=str(tmp_path / "cg"), prior={})
+    with pytest.raises(ValueError, match="either predictor= or embeddings= / prior="):
+        make(predictor=Recorder(), prior={})
