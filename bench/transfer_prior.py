@@ -31,8 +31,8 @@ SOURCES = (("nb101", "nb101_zc_naslib_subset.parquet"), ("darts", "nb301_zc_nasl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", required=True, help="embedding table (Parquet) whose architectures are scored")
-    parser.add_argument("--out", required=True)
+    parser.add_argument("--pool", help="embedding table (Parquet) whose architectures are scored")
+    parser.add_argument("--out", help="the prior table to write (with --pool)")
     parser.add_argument("--benchmarks", default="../shared/benchmarks", help="folder with the NB101 and NB301 tables")
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--seed", type=int, default=0)
@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--benchmark", default=None, help="a table of the pool's space, to report the prior's SRCC")
     parser.add_argument("--save", default=None, help="directory to save the fitted CG predictor to")
     args = parser.parse_args()
+    if bool(args.pool) != bool(args.out) or not (args.pool or args.save):
+        parser.error("give --pool and --out (a prior table), --save DIR (the fitted predictor), or both")
     torch.set_num_threads(1)
     reader = GraphReader(cache=GraphCache(args.cache_dir, max_items=50_000))
     archs, labels = [], []
@@ -47,17 +49,20 @@ def main() -> None:
         table = TabularBenchmark.from_parquet(Path(args.benchmarks) / name, space, args.dataset)
         archs += table.archs
         labels += list(table.column("valid"))
-    pool = ArchEmbeddings.from_parquet(args.pool)
     start = time.perf_counter()
     predictor = CGPredictor(seed=args.seed)
     predictor.reader = reader
     predictor.fit(archs, labels)
-    mean, std = predictor.predict(pool.archs)
-    seconds = time.perf_counter() - start
-    write_parquet_atomic(pa.table({"arch": [str(a) for a in pool.archs], "score": mean, "std": std}), args.out)
-    print(f"fitted on {len(archs)} NB101 + NB301 archs, scored {len(pool)} {pool.space.name} archs in {seconds:.0f} s -> {args.out}")
+    print(f"fitted on {len(archs)} NB101 + NB301 archs in {time.perf_counter() - start:.0f} s")
     if args.save:
         print(f"predictor saved to {predictor.save(args.save)}")
+    if not args.pool:
+        return
+    pool = ArchEmbeddings.from_parquet(args.pool)
+    start = time.perf_counter()
+    mean, std = predictor.predict(pool.archs)
+    write_parquet_atomic(pa.table({"arch": [str(a) for a in pool.archs], "score": mean, "std": std}), args.out)
+    print(f"scored {len(pool)} {pool.space.name} archs in {time.perf_counter() - start:.0f} s -> {args.out}")
     if args.benchmark:
         table = TabularBenchmark.from_parquet(args.benchmark, pool.space.name, args.dataset)
         known = [i for i, a in enumerate(pool.archs) if a in table]

@@ -240,7 +240,8 @@ EMBED_PRESETS: dict[str, dict[str, Any]] = {
 
 def _configure_embed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--space", default="nb201", help="search space, or several comma-separated (one shared encoder)")
-    parser.add_argument("--dataset", help="images the Jacobians are taken on (default: the encoder's, else digits)")
+    parser.add_argument("--dataset", help="images the Jacobians are taken on (default: the encoder's, else digits; "
+                        "--preset paper: synthetic:1024, give cifar10:DIR for the published CIFAR-10 images)")
     parser.add_argument("--out", required=True, help="embeddings table to write (Parquet: space, arch, key, embedding)")
     parser.add_argument("--num-archs", type=int, help="architectures to sample per space (default: all of a finite space)")
     parser.add_argument("--address", help="Ray cluster to join: auto or HOST:PORT (default: start Ray here)")

@@ -209,15 +209,19 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
     return {**config, **settings.trainer_options}
 
 
-def _searcher(settings: SearchSettings) -> Any:
-    """The searcher proposing each trial's architecture (None: the trainable needs none)."""
+def _searcher(settings: SearchSettings, data: Any = None) -> Any:
+    """The searcher proposing each trial's architecture (None: the trainable needs none);
+    ``data``, the trials' dataset, gives the shape of the networks they build."""
     if not settings.trainable_info.searches_archs:
         return None
     from searchers import make_searcher
 
+    model = None
+    if data is not None:
+        model = {"num_classes": data.num_classes, "in_shape": data.in_shape, "build": settings.trainer_options.get("build", {})}
     return make_searcher(
         settings.searcher, settings.space, settings.metric, settings.mode, settings.seed,
-        budget=settings.num_samples, objectives=settings.objectives or None, **settings.searcher_options,
+        budget=settings.num_samples, objectives=settings.objectives or None, model=model, **settings.searcher_options,
     )  # fmt: skip
 
 
@@ -324,10 +328,10 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                                   settings.objectives)  # fmt: skip
         outcome.report_path = _report(outcome.experiment_dir, settings.space)
         return outcome
-    searcher = None if resume else _searcher(settings)
+    shared = _shared_input(settings)
+    searcher = None if resume else _searcher(settings, shared.get("data"))
     if earlier is not None:
         _warm_start(searcher, earlier, settings)
-    shared = _shared_input(settings)
     from raynas.live_table import LiveTrialsTable
     from raynas.search_progress import SearchProgress
 

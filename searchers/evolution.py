@@ -8,7 +8,7 @@ space's own ``mutate``.  Ageing (the oldest member dies, not the worst) is what 
 from __future__ import annotations
 
 from collections import deque
-from typing import Container
+from typing import Callable, Container
 
 from raynas.arch import Arch
 from search_spaces import SearchSpace
@@ -23,6 +23,9 @@ class RegularizedEvolution(ArchSearcher):
         sample_size: tournament size; larger means greedier.
         max_mutations: mutations of one parent tried for an unseen child before falling
             back to a random unseen architecture.
+        constraint: ``constraint(arch) -> bool``; only architectures it admits are proposed
+            (e.g. :class:`~searchers.constraints.ParamBudget`).  Checked at construction: a
+            constraint no random architecture meets fails then, not in the first trial.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class RegularizedEvolution(ArchSearcher):
         sample_size: int = 3,
         max_mutations: int = 100,
         max_resample: int = 1000,
+        constraint: Callable[[Arch], bool] | None = None,
     ):
         if not 1 <= sample_size <= population_size:
             raise ValueError(
@@ -45,6 +49,10 @@ class RegularizedEvolution(ArchSearcher):
         self.sample_size = sample_size
         self.max_mutations = max_mutations
         self.population: deque[tuple[Arch, float]] = deque(maxlen=population_size)
+        self.constraint = constraint
+        if constraint is not None and not any(constraint(self.space.sample(self.rng)) for _ in range(max_resample)):
+            raise ValueError(f"no architecture of {self.space.name} in {max_resample} random draws meets the constraint "
+                             f"({constraint}); loosen it")  # fmt: skip
 
     def _propose(self, trial_id: str) -> Arch | str:
         if len(self.population) < self.population_size:
@@ -67,8 +75,16 @@ class RegularizedEvolution(ArchSearcher):
         return None
 
     def _admissible(self, child: Arch) -> bool:
-        """Whether subclasses accept ``child`` as a candidate (all are, here)."""
-        return True
+        """Whether ``child`` may be proposed: it meets the constraint, if there is one."""
+        return self.constraint is None or self.constraint(child)
+
+    def random_unseen(self) -> Arch | str:
+        """A random unseen architecture that meets the constraint (``max_resample`` draws)."""
+        for _ in range(self.max_resample if self.constraint is not None else 1):
+            arch = super().random_unseen()
+            if isinstance(arch, str) or self._admissible(arch):  # str: FINISHED
+                return arch
+        raise RuntimeError(f"no unseen architecture meeting the constraint ({self.constraint}) in {self.max_resample} draws")
 
     def _observe(self, arch: Arch, value: float) -> None:
         self.population.append((arch, value))

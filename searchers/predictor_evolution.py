@@ -20,7 +20,7 @@ replacing it, so the source labels it learned from are never dropped.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
         num_initial: results gathered (random unseen archs) before the predictor is used.
         refit_every: re-fit the predictor after this many new results (1: every result).
         max_train: fit on at most the ``max_train`` best results, bounding the cost per fit.
-        population_size, sample_size, max_mutations, max_resample: as in
+        population_size, sample_size, max_mutations, max_resample, constraint: as in
             :class:`~searchers.evolution.RegularizedEvolution`.
     """
 
@@ -72,6 +72,7 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
         max_resample: int = 1000,
         prior: Any = None,
         prior_weight: float | str = "auto",
+        constraint: Callable[[Arch], bool] | None = None,
     ):
         _check_int("num_candidates", num_candidates, 1)
         _check_int("num_initial", num_initial, 0)
@@ -86,7 +87,7 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
             check_predictor(predictor, "archs")
         if embeddings is not None and not isinstance(embeddings, ArchEmbeddings):
             raise ValueError(f"embeddings must be an ArchEmbeddings table or None, got {type(embeddings).__name__}")
-        super().__init__(space, metric, mode, seed, population_size, sample_size, max_mutations, max_resample)
+        super().__init__(space, metric, mode, seed, population_size, sample_size, max_mutations, max_resample, constraint)
         if embeddings is not None and embeddings.space.name != self.space.name:
             raise ValueError(f"embeddings are of space {embeddings.space.name!r}, the searcher's is {self.space.name!r}")
         if predictor is None and num_initial < 2:
@@ -139,7 +140,7 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
         it is usable (it has been fitted on something)."""
         if self._fitted_at is not None and len(self.history) - self._fitted_at < self.refit_every:
             return True
-        data = [(a, v) for a, v in self.history if self._admissible(a)]
+        data = [(a, v) for a, v in self.history if self._in_table(a)]
         if len(data) < max(self.num_initial, 1):
             return self._fitted_at is not None
         if self.max_train is not None and len(data) > self.max_train:
@@ -148,16 +149,21 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
         self._fitted_at = len(self.history)
         return True
 
-    def _admissible(self, arch: Arch) -> bool:
+    def _in_table(self, arch: Arch) -> bool:
         """In the embedding table, when there is one (the default GP must encode it)."""
         return self.embeddings is None or arch in self.embeddings
 
+    def _admissible(self, arch: Arch) -> bool:
+        return self._in_table(arch) and super()._admissible(arch)
+
     def random_unseen(self) -> Arch | str:
-        """A random unseen architecture of the embedding table while it has any, else of the space."""
+        """A random unseen admissible architecture of the embedding table while it has any,
+        else of the space."""
         if self.embeddings is not None:
-            left = [a for a in self.embeddings.archs if self.is_unseen(a)]
-            if left:
-                return left[int(self.rng.integers(len(left)))]
+            for row in self.rng.permutation(len(self.embeddings)):
+                arch = self.embeddings.archs[row]
+                if self.is_unseen(arch) and super()._admissible(arch):
+                    return arch
         return super().random_unseen()
 
     # ------------------------------------------------------------------ state

@@ -1,8 +1,10 @@
 """``make_searcher(name, space, metric, mode, seed, **kw)``: a name -> factory registry.
 
 A factory may declare which facts of the experiment it uses (``uses``): ``budget`` (the
-number of trials; NGOpt picks its method from it) and ``objectives`` (every objective of a
-multi-objective search; the others search the first).  ``make_searcher`` passes them to the
+number of trials; NGOpt picks its method from it), ``objectives`` (every objective of a
+multi-objective search; the others search the first) and ``model`` (the shape of the
+networks the trials build, ``num_classes``, ``in_shape`` and ``build``: what a parameter
+budget, ``max_params``, counts).  ``make_searcher`` passes them to the
 factories that declared them, unless the caller's options set them already.
 """
 from __future__ import annotations
@@ -20,7 +22,7 @@ Factory = Callable[..., "Searcher"]
 _SEARCHERS: dict[str, Factory] = {}
 _USES: dict[str, tuple[str, ...]] = {}
 #: experiment facts a factory may declare it uses
-EXPERIMENT_FACTS = ("budget", "objectives")
+EXPERIMENT_FACTS = ("budget", "objectives", "model")
 
 
 def register_searcher(name: str, uses: tuple[str, ...] = ()) -> Callable[[Factory], Factory]:
@@ -48,18 +50,19 @@ def make_searcher(
     *,
     budget: int | None = None,
     objectives: dict[str, str] | None = None,
+    model: dict[str, Any] | None = None,
     **kw: Any,
 ) -> Searcher:
     """A Tune search algorithm over ``space`` that never repeats a canonical architecture.
 
-    ``budget`` and ``objectives`` (see the module docstring) reach the searchers that use them.
+    ``budget``, ``objectives`` and ``model`` (see the module docstring) reach the searchers that use them.
     """
     try:
         factory = _SEARCHERS[name]
     except KeyError:
         raise ValueError(f"unknown searcher {name!r}; available: {available_searchers()}") from None
     space = as_space(space)
-    facts = {"budget": budget, "objectives": objectives}
+    facts = {"budget": budget, "objectives": objectives, "model": model}
     kw = {**{k: facts[k] for k in _USES[name] if facts[k] is not None}, **kw}
     if not kw:
         return factory(space, metric, mode, seed)
@@ -80,11 +83,22 @@ def _random(space: SearchSpace, metric: str | None, mode: str | None, seed: int 
     return RandomSearcher(space, metric, mode, seed, **kw)
 
 
-@register_searcher("rea")
+def _constraint(space: SearchSpace, kw: dict[str, Any]) -> dict[str, Any]:
+    """``max_params`` (with the ``model`` fact) as the evolution searchers' ``constraint``."""
+    model, max_params = kw.pop("model", None), kw.pop("max_params", None)
+    if max_params is None:
+        return kw
+    from searchers.constraints import ParamBudget
+
+    return {**kw, "constraint": ParamBudget(space, max_params, model)}
+
+
+@register_searcher("rea", uses=("model",))
 def _rea(space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, **kw: Any) -> Searcher:
+    """Regularized evolution; ``max_params``: propose only networks within that many parameters."""
     from searchers.evolution import RegularizedEvolution
 
-    return RegularizedEvolution(space, metric, mode, seed, **kw)
+    return RegularizedEvolution(space, metric, mode, seed, **_constraint(space, kw))
 
 
 @register_searcher("given")
@@ -95,11 +109,12 @@ def _given(space: SearchSpace, metric: str | None, mode: str | None, seed: int |
     return GivenSearcher(space, metric, mode, seed, **kw)
 
 
-@register_searcher("predictor-rea")
+@register_searcher("predictor-rea", uses=("model",))
 def _predictor_rea(
     space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, embeddings: Any = None, **kw: Any
 ) -> Searcher:
-    """REA whose children a predictor picks; ``embeddings`` may be a table, a Parquet path or "one-hot".
+    """REA whose children a predictor picks; ``embeddings`` may be a table, a Parquet path or "one-hot";
+    ``max_params`` as for ``rea``.
     ``predictor`` given as a directory (a saved CG predictor, from the command line) is
     transferred knowledge: the default GP's ``prior``, kept while the GP learns from the search."""
     from searchers.predictor_evolution import PredictorEvolutionSearcher
@@ -113,7 +128,7 @@ def _predictor_rea(
         from searchers.embedding import load_embeddings
 
         embeddings = load_embeddings(embeddings, space)
-    return PredictorEvolutionSearcher(space, metric, mode, seed, embeddings=embeddings, **kw)
+    return PredictorEvolutionSearcher(space, metric, mode, seed, embeddings=embeddings, **_constraint(space, kw))
 
 
 @register_searcher("tpe")

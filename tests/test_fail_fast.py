@@ -33,6 +33,7 @@ MISTAKES = [
     (["--cpus-per-trial", "0"], "cpus_per_trial must be > 0"),
     (["--max-failures", "-2"], "max_failures must be >= 0"),
     (["--dataset", "imagefolder:/no/such/folder"], "/no/such/folder"),
+    (["--searcher-opt", "max_params=10", "--searcher-opt", "max_resample=20"], r"meets the constraint \(at most 10 parameters\)"),
 ]
 
 

@@ -235,3 +235,25 @@ def test_predictor_rea_takes_a_saved_predictor_directory_as_its_prior(tmp_path):
         make_searcher("predictor-rea", SPACE, predictor=str(tmp_path / "cg"), prior={})
     with pytest.raises(ValueError, match="either predictor= or embeddings= / prior="):
         make(predictor=Recorder(), prior={})
+
+
+def test_a_parameter_budget_holds_for_every_proposal_and_an_impossible_one_fails_early():
+    """``max_params`` counts the network the trials build (the ``model`` fact: classes, image
+    shape, build options); REA and predictor-rea propose nothing above it."""
+    from searchers.constraints import ParamBudget
+
+    model = {"num_classes": 10, "in_shape": (1, 8, 8), "build": {"C": 4, "N": 1}}
+    budget = ParamBudget(SPACE, 8000, model)
+    arch = SPACE.sample(3)
+    built = SPACE.build(SPACE.canonical(arch), num_classes=10, in_shape=(1, 8, 8), C=4, N=1)
+    assert budget.count(arch) == sum(p.numel() for p in built.parameters())
+    for name in ("rea", "predictor-rea"):
+        searcher = make_searcher(name, SPACE, "val_acc", "max", 0, max_params=8000, model=model)
+        archs = run(searcher, 30)
+        assert len({a.key for a in archs}) == 30 and max(map(budget.count, archs)) <= 8000, name
+    with pytest.raises(ValueError, match="meets the constraint \\(at most 10 parameters\\)"):
+        make_searcher("rea", SPACE, max_params=10, model=model, max_resample=20)
+    with pytest.raises(ValueError, match="needs their shape, model="):
+        make_searcher("rea", SPACE, max_params=8000)
+    with pytest.raises(ValueError, match="max_params must be a number > 0"):
+        make_searcher("rea", SPACE, max_params="small", model=model)
