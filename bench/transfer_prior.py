@@ -23,6 +23,7 @@ from scipy.stats import spearmanr
 from predictors.cg import CGPredictor
 from predictors.cg_data import GraphCache, GraphReader
 from predictors.embeddings import ArchEmbeddings
+from predictors.ensemble import EnsemblePredictor
 from raynas.benchmarks import TabularBenchmark
 from raynas.io import write_parquet_atomic
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None, help="keep traced graphs here between runs")
     parser.add_argument("--benchmark", default=None, help="a table of the pool's space, to report the prior's SRCC")
     parser.add_argument("--save", default=None, help="directory to save the fitted CG predictor to")
+    parser.add_argument("--ensemble", type=int, default=1, help="a deep ensemble of this many members (seeds seed*N ..)")
     args = parser.parse_args()
     if bool(args.pool) != bool(args.out) or not (args.pool or args.save):
         parser.error("give --pool and --out (a prior table), --save DIR (the fitted predictor), or both")
@@ -50,8 +52,13 @@ def main() -> None:
         archs += table.archs
         labels += list(table.column("valid"))
     start = time.perf_counter()
-    predictor = CGPredictor(seed=args.seed)
-    predictor.reader = reader
+    def member(seed: int) -> CGPredictor:
+        model = CGPredictor(seed=seed)
+        model.reader = reader
+        return model
+
+    seeds = [args.seed * args.ensemble + k for k in range(args.ensemble)]
+    predictor = EnsemblePredictor(member, seeds) if args.ensemble > 1 else member(args.seed)
     predictor.fit(archs, labels)
     print(f"fitted on {len(archs)} NB101 + NB301 archs in {time.perf_counter() - start:.0f} s")
     if args.save:

@@ -68,10 +68,12 @@ class PriorScores:
     the directory it was saved to), asked once per architecture.  Calling it gives raw scores, NaN where a table has none."""
 
     def __init__(self, source: Any, space: Any):
-        if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():  # a saved CG predictor
+        if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():  # a saved CG predictor or ensemble of them
             from predictors.cg import CGPredictor
+            from predictors.ensemble import ENSEMBLE_FILE, EnsemblePredictor
 
-            source = CGPredictor.load(source)
+            is_ensemble = (Path(source) / ENSEMBLE_FILE).exists()
+            source = EnsemblePredictor.load(source, CGPredictor.load) if is_ensemble else CGPredictor.load(source)
         self.predictor = source if isinstance(source, FittedPredictor) else None
         self._scores: dict[str, float] = {}
         if self.predictor is not None:

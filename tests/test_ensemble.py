@@ -36,3 +36,21 @@ def test_bad_use_raises_clear_errors():
         EnsemblePredictor(Shifted, seeds=[1, 1])
     with pytest.raises(RuntimeError, match="not fitted"):
         EnsemblePredictor(Shifted).predict([1.0])
+
+
+def test_a_saved_ensemble_of_cg_predictors_loads_as_one_and_serves_as_a_prior(tmp_path):
+    from predictors.cg import CGPredictor
+    from predictors.prior_mean import PriorScores
+    from search_spaces import get_space
+
+    space = get_space("nb201")
+    archs = space.sample_unique(20, 4)
+    y = [float(a.text.count("conv_3x3")) for a in archs]
+    small = {"hidden": 16, "layers": 1, "embed_dim": 16, "n_heads": 1, "batch_size": 8, "use_ray": False, "epochs": 2}
+    ensemble = EnsemblePredictor(lambda seed: CGPredictor(seed=seed, **small), seeds=[3, 4]).fit(archs, y)
+    loaded = EnsemblePredictor.load(ensemble.save(tmp_path / "cg"), CGPredictor.load)
+    assert loaded.seeds == [3, 4]
+    np.testing.assert_allclose(loaded.predict(archs[:5])[0], ensemble.predict(archs[:5])[0], rtol=1e-5)
+    np.testing.assert_allclose(PriorScores(str(tmp_path / "cg"), space)(archs[:5]), ensemble.predict(archs[:5])[0], rtol=1e-5)
+    with pytest.raises(FileNotFoundError, match="not a saved ensemble"):
+        EnsemblePredictor.load(tmp_path, CGPredictor.load)
