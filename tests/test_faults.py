@@ -357,10 +357,12 @@ def test_a_search_whose_tune_state_is_cut_short_continues_from_its_trials_table(
 
 @pytest.mark.cluster
 def test_search_on_a_two_node_cluster_uses_both_nodes(head, worker, tmp_path):
+    """Trials last longer than a worker-node actor takes to start (seconds on a busy machine):
+    with shorter ones Tune may hand every trial to the head's reused actor, which is legal."""
     address, head_node = head
-    driver, log = _search(address, tmp_path, "two-nodes", ["--num-samples", "4", "--epochs", "5"])
+    driver, log = _search(address, tmp_path, "two-nodes", ["--num-samples", "4", "--epochs", "20"])
     _finish(driver, log)
-    rows = _trials(tmp_path / "two-nodes", epochs=5, count=4)
+    rows = _trials(tmp_path / "two-nodes", epochs=20, count=4)
     assert {r["node_id"] for r in rows} == {head_node.node_id(), worker.node_id()}, \
         [(r["trial_id"], r["node_id"]) for r in rows]  # fmt: skip
 
