@@ -108,7 +108,7 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
     # ------------------------------------------------------------------ proposals
     def _propose(self, trial_id: str) -> Arch | str:
         if len(self.population) < self.population_size or len(self.history) < self.num_initial:
-            return self.random_unseen()
+            return self._first_pick()
         candidates = self._candidates()
         if not candidates:
             return self.random_unseen()
@@ -123,6 +123,25 @@ class PredictorEvolutionSearcher(RegularizedEvolution):
             )
         gain = (mean if self._mode == "max" else -mean) + self.beta * std
         return candidates[int(np.argmax(np.nan_to_num(gain, nan=-np.inf)))]
+
+    def _first_pick(self) -> Arch | str:
+        """Before the GP has labels: a random unseen architecture, or with a transferred
+        prior the one it scores best among ``num_candidates`` random unseen ones (the prior
+        scores the metric itself: higher is better when maximising)."""
+        prior = getattr(self.predictor, "prior", None)
+        if prior is None or self.num_candidates == 1:
+            return self.random_unseen()
+        drawn: dict[str, Arch] = {}
+        for _ in range(3 * self.num_candidates):
+            arch = self.random_unseen()
+            if isinstance(arch, str):  # FINISHED
+                return arch
+            drawn.setdefault(arch.key, arch)
+            if len(drawn) == self.num_candidates:
+                break
+        archs = list(drawn.values())
+        scores = np.nan_to_num(prior(archs), nan=-np.inf if self._mode == "max" else np.inf)
+        return archs[int(np.argmax(scores) if self._mode == "max" else np.argmin(scores))]
 
     def _candidates(self) -> list[Arch]:
         """Up to ``num_candidates`` distinct unseen children of tournament winners (in the
