@@ -54,6 +54,7 @@ from predictors.jacobian_store import (
     ExtractionSummary,
     extract_to_parquet,
     part_files,
+    projection_meta,
     read_meta,
 )
 from predictors.set_encoder import SetEncoder, embed, train_encoder
@@ -298,9 +299,10 @@ def _inputs_and_meta(settings: FeatureSettings) -> tuple[torch.Tensor, np.ndarra
     data = load_dataset(settings.dataset)
     inputs = input_batch(data, settings.batch_size, settings.split, settings.seed)
     basis = input_basis(inputs, settings.proj_dim)
-    options = {k: v for k, v in vars(settings).items() if k != "projection" or v != "input"}  # as stored
+    options = {k: v for k, v in vars(settings).items() if k != "projection"}
     meta = {
         **options,
+        **projection_meta(settings.projection),
         "inputs_sha1": hashlib.sha1(inputs.numpy().tobytes()).hexdigest(),
         "in_shape": list(inputs.shape[1:]),
         "num_classes": data.num_classes,

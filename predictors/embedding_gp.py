@@ -75,8 +75,9 @@ class EmbeddingGPPredictor:
             scores = self.prior(archs)
             known = scores[np.isfinite(scores)]
             self._prior_fill = float(np.median(known)) if len(known) else 0.0
-            self.prior_mean_ = linear_prior_mean(self._prior(archs), target, self.prior_weight)
-            target = target - self._offset(archs)
+            scores = np.nan_to_num(scores, nan=self._prior_fill)
+            self.prior_mean_ = linear_prior_mean(scores, target, self.prior_weight)
+            target = target - self._offset(scores)
         self.gp_ = GPSurrogate(self.nu, self.ard, self.max_train).fit(self.vectors(archs), target)
         return self
 
@@ -84,14 +85,14 @@ class EmbeddingGPPredictor:
         if self.gp_ is None:
             raise RuntimeError("EmbeddingGPPredictor is not fitted: call fit(archs, y) first")
         mean, std = self.gp_.predict(self.vectors(archs))
-        return (mean + self._offset(archs) if self.prior is not None else mean), std
+        if self.prior is not None:
+            mean = mean + self._offset(np.nan_to_num(self.prior(archs), nan=self._prior_fill))
+        return mean, std
 
-    def _prior(self, archs: Sequence[Arch]) -> np.ndarray:
-        return np.nan_to_num(self.prior(archs), nan=self._prior_fill)
-
-    def _offset(self, archs: Sequence[Arch]) -> np.ndarray:
+    def _offset(self, scores: np.ndarray) -> np.ndarray:
+        """The prior mean at architectures of these prior scores."""
         intercept, slope, _ = self.prior_mean_
-        return intercept + slope * self._prior(archs)
+        return intercept + slope * scores
 
     def vectors(self, archs: Sequence[Arch]) -> np.ndarray:
         """The GP's input rows for ``archs``."""

@@ -123,8 +123,7 @@ def extract_to_parquet(
         "seed": int(seed),
         "build": dict(build or {}),
     }
-    if check_projection(projection) != "input":  # absent for the default: older directories resume
-        meta["projection"] = projection
+    meta.update(projection_meta(projection))
     meta = json.loads(json.dumps(meta))  # as it reads back from _meta.json (tuples -> lists)
     basis = _prepare_directory(out, meta, inputs)
     meta["shape"] = [int(num_inits), int(batch_size), int(basis.shape[1])]
@@ -134,6 +133,12 @@ def extract_to_parquet(
     with ray_session(address):
         writer = _extract(space, todo, out, meta, inputs, basis, chunk, progress, gpus_per_task)
     return ExtractionSummary(out, writer.rows, already, duplicates)
+
+
+def projection_meta(projection: str) -> dict[str, str]:
+    """How a features ``_meta.json`` records the projection: absent for the default (so
+    directories written before the option existed still resume), else by name."""
+    return {} if check_projection(projection) == "input" else {"projection": projection}
 
 
 def _extract(

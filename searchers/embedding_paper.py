@@ -15,11 +15,11 @@ scores the whole untried pool, so it needs no setting tuned to one metric's scal
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import Matern
 
 from predictors.embeddings import ArchEmbeddings
+from predictors.gp import log_expected_improvement
 from raynas.arch import Arch
 from searchers.base import FINISHED
 from searchers.pool import PoolSearcher
@@ -61,7 +61,7 @@ class PublishedEmbeddingGPSearcher(PoolSearcher):
         self.num_candidates = int(num_candidates)
         self.lengthscale, self.noise, self.ei_offset = float(lengthscale), float(noise), float(ei_offset)
         vectors = embeddings.per_init if embeddings.per_init is not None else embeddings.vectors[:, None, :]
-        self.inits = np.asarray(vectors, dtype=np.float64)  # archs x inits x dim, as the encoder gave them
+        self.inits = vectors  # archs x inits x dim, as the encoder gave them
 
     def _propose(self, trial_id: str) -> Arch | str:
         free = np.flatnonzero(self.free)
@@ -72,16 +72,17 @@ class PublishedEmbeddingGPSearcher(PoolSearcher):
             return self.embeddings.archs[self.random_free()]
         candidates = self.rng.choice(free, size=min(self.num_candidates, len(free)), replace=False)
         mean, std = self._predict(rows, values, candidates)
-        gain = mean - (values.max() + self.ei_offset)
-        z = gain / std
-        return self.embeddings.archs[int(candidates[np.argmax(gain * norm.cdf(z) + std * norm.pdf(z))])]
+        log_ei = log_expected_improvement(mean, std, values.max() + self.ei_offset)
+        return self.embeddings.archs[int(candidates[np.argmax(log_ei)])]
 
     def _predict(self, rows: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Predictive mean and standard deviation of each candidate, its initialisations' averaged."""
         inits, dim = self.inits.shape[1:]
+        seen = self.inits[rows].reshape(-1, dim).astype(np.float64)
+        new = self.inits[candidates].reshape(-1, dim).astype(np.float64)
         gp = GaussianProcessRegressor(
             Matern(self.lengthscale, length_scale_bounds="fixed", nu=2.5), alpha=self.noise, optimizer=None
-        ).fit(self.inits[rows].reshape(-1, dim), np.repeat(values, inits))
-        mean, std = gp.predict(self.inits[candidates].reshape(-1, dim), return_std=True)
+        ).fit(seen, np.repeat(values, inits))
+        mean, std = gp.predict(new, return_std=True)
         variance = (std**2 + self.noise).reshape(len(candidates), inits).mean(axis=1)  # with the noise, as GPy predicts
         return mean.reshape(len(candidates), inits).mean(axis=1), np.sqrt(variance)

@@ -6,6 +6,8 @@ A proposal is a pool row; an architecture proposed, evaluated or warm-started is
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from predictors.embeddings import ArchEmbeddings, reduce_vectors
@@ -32,8 +34,14 @@ class PoolSearcher(ArchSearcher):
     ):
         super().__init__(embeddings.space, metric, mode, seed, max_resample)
         self.embeddings = embeddings
-        self.points = reduce_vectors(embeddings.vectors, dim, seed)
+        self._dim, self._pca_seed = dim, seed
         self.free = np.ones(len(embeddings), dtype=bool)
+
+    @cached_property
+    def points(self) -> np.ndarray:
+        """The pool's vectors as the optimiser sees them (computed when first used: a searcher
+        of per-initialisation embeddings never reads them)."""
+        return reduce_vectors(self.embeddings.vectors, self._dim, self._pca_seed)
 
     def random_free(self) -> int:
         """A random free pool row."""
