@@ -16,6 +16,15 @@ the CG predictor stacked with our own proxies (:class:`predictors.stacking.Stack
     python bench/predictor_transfer.py --benchmarks ../shared/benchmarks --seeds 3
     python bench/predictor_transfer.py --n-eval 2000 --pretrain-per-space 500   # quicker subset
     python bench/predictor_transfer.py --labels 50,100 --stack-embeddings nb201_emb.parquet   # + a GP on embeddings
+
+``--target nb101|nb201|darts|all`` is the per-space protocol of the CG paper instead: each target
+space's NASLib table (NB101 500, NB201 724, NB301 725 architectures) is ranked by a predictor
+fitted on the other two tables plus 0 / 50 / 100 labels drawn from the target's table, beside
+synflow, jacov, nwot and params on the same held-out architectures; with
+``--pretrain-per-space N`` each seed also pre-trains one encoder contrastively (N unlabelled
+architectures of every space) and the table shows the fit with and without it.
+
+    python bench/predictor_transfer.py --target all --seeds 0,1,2 --pretrain-per-space 500
 """
 from __future__ import annotations
 
@@ -41,6 +50,9 @@ from search_spaces import get_space
 
 SOURCES = (("nb101", "nb101_zc_naslib_subset.parquet"), ("darts", "nb301_zc_naslib_subset.parquet"))
 ZC_TABLE = "nb201_zc_naslib_subset.parquet"
+SPACE_TABLES = {"nb101": "nb101_zc_naslib_subset.parquet", "nb201": ZC_TABLE, "darts": "nb301_zc_naslib_subset.parquet"}
+SPACE_NAMES = {"nb101": "NB101", "nb201": "NB201", "darts": "NB301"}
+TABLE_PROXIES = ("synflow", "jacov", "nwot", "params")
 NASLIB_PROXIES = ("nwot", "jacov", "synflow", "snip", "grad_norm", "fisher", "grasp", "epe_nas", "flops", "params")
 
 
@@ -110,11 +122,20 @@ def main() -> None:
     parser.add_argument("--stack", default="", help="our zero-cost proxies to stack with the CG predictor, e.g. naswot,jacov")
     parser.add_argument("--stack-embeddings", default=None, help="NB201 embedding table: stack a GP on them (fitted on the NB201 labels)")
     parser.add_argument("--stack-weights", default=None, help="stacking weights, CG first, e.g. 3,1")
+    parser.add_argument("--target", default="nb201-all", choices=("nb201-all", *SPACE_TABLES, "all"),
+                        help="nb201-all: rank every NB201 class (sources NB101 + NB301); a space or all: the per-space "
+                             "protocol on the NASLib tables")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     use_ray = {"auto": "auto", "true": True, "false": False}[args.use_ray]
     root = Path(args.benchmarks)
     reader = GraphReader(cache=GraphCache(args.cache_dir, max_items=50_000), use_ray=use_ray)
+    if args.target != "nb201-all":
+        settings = dict(conv=args.conv, loss=args.loss, label_norm=args.label_norm, batching=args.batching,
+                        epochs=args.epochs, pretrain_epochs=args.pretrain_epochs, use_ray=use_ray)  # fmt: skip
+        targets = list(SPACE_TABLES) if args.target == "all" else [args.target]
+        per_space_table(root, args, reader, settings, targets)
+        return
 
     source_archs, source_y = [], []
     trace_s: dict[str, str] = {}
@@ -230,6 +251,73 @@ def main() -> None:
         print(f"| NASLib {name} | " + " | ".join(f"{spearmanr(column, zc_y)[0]:.3f}" for _ in rows) + " |")
     traced = ", ".join(f"{k} {v}" for k, v in trace_s.items())
     print(f"\ntracing s/graph (one process, reduced builds): {traced}; pre-training wall s: {pretrain_s:.0f}")
+
+
+def space_table(root: Path, space: str, dataset: str) -> tuple[list, np.ndarray, dict[str, np.ndarray]]:
+    """A NASLib table of ``space``: archs, valid accuracy, the proxy columns of :data:`TABLE_PROXIES` it has."""
+    path = root / SPACE_TABLES[space]
+    table = TabularBenchmark.from_parquet(path, space, dataset)
+    raw = pq.read_table(path).to_pandas()
+    if "dataset" in raw:
+        raw = raw[raw["dataset"] == dataset]
+    return table.archs, table.column("valid"), {k: raw[k].to_numpy() for k in TABLE_PROXIES if k in raw}
+
+
+def per_space_table(root: Path, args: argparse.Namespace, reader: GraphReader, settings: dict, targets: list[str]) -> None:
+    """Each target space ranked by a CG predictor fitted on the other spaces' tables (+ target labels)."""
+    tables = {space: space_table(root, space, args.dataset) for space in SPACE_TABLES}
+    for space, (archs, _, _) in tables.items():
+        print(f"tracing {space}: {timed_trace(reader, archs)} s/graph", flush=True)
+    seeds = [int(v) for v in args.seeds.split(",")]
+    label_counts = [int(v) for v in args.labels.split(",")]
+    results: dict[tuple[str, int, str], list[float]] = {}
+    proxies: dict[tuple[str, int, str], list[float]] = {}
+    for seed in seeds:
+        pretrained = None
+        if args.pretrain_per_space:
+            start = time.perf_counter()
+            pretrained = CGPredictor(**settings, seed=seed)
+            pretrained.reader = reader
+            pretrained.pretrain(n_per_space=args.pretrain_per_space)
+            print(f"seed {seed}: pre-trained on {', '.join(pretrained.pretrain_spaces_)} in "
+                  f"{time.perf_counter() - start:.0f} s", flush=True)  # fmt: skip
+        for target in targets:
+            archs, y, columns = tables[target]
+            sources = [(a, v) for s, (aa, yy, _) in tables.items() if s != target for a, v in zip(aa, yy)]
+            for n_labels in label_counts:
+                chosen = np.random.default_rng(seed).choice(len(archs), size=n_labels, replace=False)
+                held = np.setdiff1d(np.arange(len(archs)), chosen)
+                for name, column in columns.items():
+                    proxies.setdefault((target, n_labels, name), []).append(spearmanr(column[held], y[held])[0])
+                variants = [("none", None)] + ([("pre-trained", pretrained)] if pretrained and n_labels in (0, 100) else [])
+                for variant, pre in variants:
+                    model = CGPredictor(**settings, seed=seed)
+                    model.reader = reader
+                    if pre is not None:
+                        model.pretrained_state_ = pre.pretrained_state_
+                    start = time.perf_counter()
+                    model.fit([a for a, _ in sources] + [archs[i] for i in chosen], [v for _, v in sources] + list(y[chosen]))
+                    srcc = spearmanr(model.predict([archs[i] for i in held])[0], y[held])[0]
+                    results.setdefault((target, n_labels, variant), []).append(srcc)
+                    print(f"{target} labels {n_labels} seed {seed} pre-training {variant}: SRCC {srcc:.3f} "
+                          f"(fit {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+
+    def cell(values: list[float] | None) -> str:
+        return "—" if not values else f"{np.mean(values):.3f} ± {np.std(values):.3f}"
+
+    sizes = ", ".join(f"{SPACE_NAMES[s]} {len(a)}" for s, (a, _, _) in tables.items())
+    print(f"\nCG predictor ({args.conv}, {args.epochs} epochs) fitted on the other two spaces' NASLib tables ({sizes}) "
+          f"+ k labels of the target's table; SRCC with {args.dataset} valid accuracy on the target's other "
+          f"architectures, mean ± std over seeds {seeds}; the proxies on the same held-out architectures\n")
+    pre = ["CG, pre-trained"] if args.pretrain_per_space else []
+    print("| target | labels | CG | " + " | ".join(pre + list(TABLE_PROXIES)) + " |")
+    print("| --- | --- | --- |" + " --- |" * (len(pre) + len(TABLE_PROXIES)))
+    for target in targets:
+        for n_labels in label_counts:
+            cells = [cell(results.get((target, n_labels, "none")))]
+            cells += [cell(results.get((target, n_labels, "pre-trained")))] if pre else []
+            cells += [cell(proxies.get((target, n_labels, name))) for name in TABLE_PROXIES]
+            print(f"| {SPACE_NAMES[target]} | {n_labels} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

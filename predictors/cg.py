@@ -101,7 +101,10 @@ class CGPredictor:
         device: where the encoder and heads train and predict (graphs are traced on the CPU).
         extrapolate: with ``label_norm="rank"``, an item scored beyond every training item gets a
             label a little beyond the training labels' range (:func:`_quantile_curve`), keeping
-            its order, instead of the range's end.
+            its order, instead of the range's end.  Items of a group without labels (a space the
+            predictor transfers to) are mapped linearly (pooled mean and spread) whatever the
+            normalisation: their ranking is all it can give, and a quantile map would put a whole
+            space scored past the training range on one value.
 
     ``reader`` (a :class:`~predictors.cg_data.GraphReader`) holds the graph cache; predictors may
     share one.  Learned state: ``encoder_``, ``heads_``, ``pretrained_state_``, ``groups_``
@@ -287,7 +290,8 @@ class CGPredictor:
             rows = np.array([n == name for n in names])
             stats = self.groups_.get(name, self.groups_[POOLED])
             slope, intercept = np.asarray(stats["slope"])[:, None], np.asarray(stats["intercept"])[:, None]
-            values[:, rows] = _denormalise(slope * scores[:, rows] + intercept, stats, self.label_norm, self.extrapolate)
+            kind = self.label_norm if name in self.groups_ else "zscore"
+            values[:, rows] = _denormalise(slope * scores[:, rows] + intercept, stats, kind, self.extrapolate)
         return values.mean(axis=0), values.std(axis=0)
 
     def embed(self, items: Sequence[Any]) -> np.ndarray:

@@ -82,6 +82,15 @@ def test_groups_normalise_labels_separately_and_take_batch_shares(archs, conv_co
         model.fit(archs[:24], shifted, groups=groups, group_share={"c": 2.0})
 
 
+def test_a_space_without_labels_keeps_its_ranking_beyond_the_labels_range(archs, conv_count):
+    model = CGPredictor(epochs=1, **{**SMALL, "n_heads": 1}).fit(archs[:24], conv_count[:24], groups=["a"] * 24)
+    model._scores = lambda items: np.array([[10.0, 20.0, 30.0]])  # every item scored past every training item
+    labelled, _ = model.predict(archs[:3], groups=["a"] * 3)
+    unlabelled, _ = model.predict(archs[:3], groups=["new"] * 3)
+    assert len(set(labelled)) == 1  # the labelled group's values stay within its labels' range
+    assert np.all(np.diff(unlabelled) > 0)
+
+
 def test_save_and_load_give_identical_predictions(fitted, archs, tmp_path):
     loaded = CGPredictor.load(fitted.save(tmp_path / "cg"))
     for a, b in zip(fitted.predict(archs[40:]), loaded.predict(archs[40:])):
