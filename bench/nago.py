@@ -10,6 +10,9 @@ under ``--out``; ``report`` prints every table from those files.  Parts, each it
     python bench/nago.py single --space nb201   # same searcher, trainer and number of trials
     python bench/nago.py asha                   # multi-objective Ax under ASHA (epochs as resource)
     python bench/nago.py bostep                 # Ax suggest time at 50 / 200 synthetic observations
+    python bench/nago.py compare --searchers bohb ax random tpe --seeds 0 1 --dataset digits --epochs 4
+                                                # val_acc / params hypervolume over seeds, per searcher
+    python bench/nago.py steps --searchers bohb ax random tpe   # seconds per BO step, every searcher
     python bench/nago.py report
 
 Hypervolume (:func:`raynas.results.hypervolume`) is in (val_acc %, params) with the
@@ -24,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import ray
 import torch
@@ -32,9 +36,11 @@ from ray.tune.schedulers import ASHAScheduler
 
 from raynas.data import load_dataset
 from raynas.experiment import SearchSettings, run_search
-from raynas.results import hypervolume, pareto_table, trials_table, write_parquet_atomic
+from raynas.io import write_parquet_atomic
+from raynas.results import hypervolume, pareto_table, trials_table
 from raynas.trainables import StandaloneTrainable
 from search_spaces import get_space
+from search_spaces.nago import SIZE_OBJECTIVE_WIDTH
 from searchers.ax_searcher import AxSearcher
 
 OBJECTIVES = {"val_acc": "max", "params": "min"}
@@ -62,11 +68,11 @@ def search(
     meta_path.write_text(json.dumps(meta))
 
 
-def reference_point(width: int) -> tuple[float, float]:
-    """(chance accuracy on 10 classes, parameters of the largest generator at ``width``)."""
+def reference_point(width: int, in_shape: tuple = (1, 8, 8), num_classes: int = 10) -> tuple[float, float]:
+    """(chance accuracy, parameters of the largest generator at ``width``)."""
     space = get_space("nago")
-    largest = space.build(space.parse(LARGEST), in_shape=(1, 8, 8), width=width)
-    return 10.0, float(sum(p.numel() for p in largest.parameters()))
+    largest = space.build(space.parse(LARGEST), num_classes=num_classes, in_shape=tuple(in_shape), width=width)
+    return 100.0 / num_classes, float(sum(p.numel() for p in largest.parameters()))
 
 
 def run_mo(args: argparse.Namespace) -> None:
@@ -144,8 +150,93 @@ def _table(out: Path, name: str):
     return (pq.read_table(path), json.loads((out / name / "bench.json").read_text())) if path.exists() else (None, None)
 
 
+def run_compare(args: argparse.Namespace) -> None:
+    """Every searcher of ``--searchers`` for every seed, objectives (val_acc max, params min), the
+    space's default build for them (a fixed width); ax searches both objectives, the others the first."""
+    for searcher in args.searchers:
+        for seed in args.seeds:
+            start = time.perf_counter()
+            outcome = run_search(SearchSettings(
+                space="nago", searcher=searcher, dataset=args.dataset, num_samples=args.trials, max_concurrent=1,
+                epochs=args.epochs, seed=seed, storage=str(Path(args.out).resolve()), name=f"cmp_{searcher}_s{seed}",
+                objectives=OBJECTIVES, trainer_options={"lr": args.lr, "batch_size": args.batch_size},
+                scheduler_options={"reduction_factor": 2} if searcher == "bohb" else {},  # NAGO's eta
+                searcher_options={"num_initial": args.init} if searcher in ("ax", "tpe")
+                else {"min_points": args.init} if searcher == "bohb" else {},
+            ))  # fmt: skip
+            meta = {"wall_s": time.perf_counter() - start, "trials": outcome.num_trials, "epochs": args.epochs,
+                    "dataset": args.dataset, "seed": seed}  # fmt: skip
+            (Path(args.out) / f"cmp_{searcher}_s{seed}" / "bench.json").write_text(json.dumps(meta))
+
+
+def run_steps(args: argparse.Namespace) -> None:
+    """Seconds per step (``suggest`` + one result + ``on_trial_complete``) of each searcher after
+    ``n`` of its own steps on the synthetic objectives, for each ``n`` of ``--observations``."""
+    from searchers import make_searcher
+
+    space = get_space("nago")
+    path = Path(args.out) / "steps.json"
+    rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if r["searcher"] not in args.searchers]
+    for name in args.searchers:
+        searcher = make_searcher(name, space, "val_acc", "max", seed=args.seed, budget=max(args.observations) + args.steps,
+                                 objectives=OBJECTIVES if name == "ax" else None)  # fmt: skip
+        times: list[float] = []
+        for i in range(max(args.observations) + args.steps):
+            start = time.perf_counter()
+            config = searcher.suggest(f"t{i}")
+            result = {**synthetic(space, config), "training_iteration": 1}
+            searcher.on_trial_result(f"t{i}", result)
+            searcher.on_trial_complete(f"t{i}", result)
+            times.append(time.perf_counter() - start)
+        for n in args.observations:
+            window = times[n:n + args.steps]
+            rows.append({"searcher": name, "observations": n, "steps": len(window), "mean_s": float(np.mean(window)),
+                         "max_s": float(np.max(window))})  # fmt: skip
+            print(rows[-1], flush=True)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows))  # after each searcher: a slow one cut short keeps the others
+
+
+def report_compare(out: Path) -> None:
+    """Hypervolume of the trials that trained all epochs (BOHB's stopped ones are at lower budgets)."""
+    runs = {}
+    for meta_path in sorted(out.glob("cmp_*_s*/bench.json")):
+        runs.setdefault(meta_path.parent.name.rsplit("_s", 1)[0][4:], []).append(
+            (pq.read_table(meta_path.parent / "trials.parquet"), json.loads(meta_path.read_text())))
+    if runs:
+        meta = next(iter(runs.values()))[0][1]
+        data = load_dataset(meta["dataset"])
+        reference = reference_point(SIZE_OBJECTIVE_WIDTH, data.in_shape, data.num_classes)
+        box = (100.0 - reference[0]) * reference[1]
+        print(f"\n## Searchers on {meta['dataset']}, {meta['epochs']} epochs, val_acc max / params min, width "
+              f"{SIZE_OBJECTIVE_WIDTH}\n\nhypervolume: % of the box to (val_acc {reference[0]:.0f} %, params "
+              f"{reference[1]:,.0f}) over the trials that trained all epochs\n")  # fmt: skip
+        print("| searcher | seeds | trials | epochs trained / run | front size | hypervolume % (mean ± std) | "
+              "best val_acc | wall s / run |\n|---|---|---|---|---|---|---|---|")  # fmt: skip
+        for name, tables in runs.items():
+            hv, fronts = [], []
+            for table, m in tables:
+                full = table.filter(pc.greater_equal(table.column("epoch"), m["epochs"]))
+                front = pareto_table(full, OBJECTIVES)
+                fronts.append(front.num_rows)
+                points = np.c_[front.column("val_acc").to_numpy(), front.column("params").to_numpy()]
+                hv.append(100 * hypervolume(points, ["max", "min"], reference) / box)
+            print(f"| {name} | {len(tables)} | {tables[0][0].num_rows} | "
+                  f"{np.mean([sum(t.column('epoch').to_pylist()) for t, _ in tables]):.0f} | {np.mean(fronts):.1f} | "
+                  f"{np.mean(hv):.1f} ± {np.std(hv):.1f} ({', '.join(f'{v:.1f}' for v in hv)}) | "
+                  f"{np.mean([max(t.column('val_acc').to_pylist()) for t, _ in tables]):.1f} | "
+                  f"{np.mean([m['wall_s'] for _, m in tables]):.0f} |")  # fmt: skip
+    path = out / "steps.json"
+    if path.exists():
+        print("\n## Seconds per BO step (suggest + result + complete), synthetic objectives\n")
+        print("| searcher | observations | steps | mean s | max s |\n|---|---|---|---|---|")
+        for row in json.loads(path.read_text()):
+            print(f"| {row['searcher']} | {row['observations']} | {row['steps']} | {row['mean_s']:.3f} | {row['max_s']:.3f} |")
+
+
 def run_report(args: argparse.Namespace) -> None:
     out = Path(args.out)
+    report_compare(out)
     print("## Multi-objective (val_acc max, params min) on digits, equal number of trials (seed 0 fronts below)\n")
     mo = {s: _table(out, f"mo_{s}") for s in ("ax", "ax_ref", "random")}
     width = next((m["build"]["width"] for _, m in mo.values() if m), args.width)
@@ -214,12 +305,12 @@ def run_report(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("mo", "single", "asha", "bostep", "report"))
+    parser.add_argument("part", choices=("mo", "single", "asha", "bostep", "compare", "steps", "report"))
     parser.add_argument("--out", default="/tmp/raynas_bench_nago")
     parser.add_argument("--searcher", default="ax")
     parser.add_argument("--space", default="nago", choices=("nago", "nb201"))
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--init", type=int, default=6, help="Sobol trials before BO (ax)")
+    parser.add_argument("--init", type=int, default=6, help="trials before the model: ax's Sobol, tpe's random, bohb's min_points")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--max-epochs", type=int, default=4, help="ASHA's max_t")
     parser.add_argument("--width", type=int, default=4, help="NAGO base width of the multi-objective runs")
@@ -227,15 +318,19 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="compare: one search per searcher and seed")
+    parser.add_argument("--searchers", nargs="+", default=["bohb", "ax", "random", "tpe"], help="compare, steps")
+    parser.add_argument("--dataset", default="digits", help="compare: the trials' dataset (as raynas search --dataset)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted mo / single run")
     parser.add_argument("--thresholds", action="store_true", help="mo with ax: give Ax the reference point")
     parser.add_argument("--observations", type=int, nargs="+", default=[50, 200])
     parser.add_argument("--steps", type=int, default=3, help="timed Ax steps per observation count")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.part in ("mo", "single", "asha"):
+    if args.part in ("mo", "single", "asha", "compare"):
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    {"mo": run_mo, "single": run_single, "asha": run_asha, "bostep": run_bostep, "report": run_report}[args.part](args)
+    {"mo": run_mo, "single": run_single, "asha": run_asha, "bostep": run_bostep, "compare": run_compare,
+     "steps": run_steps, "report": run_report}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ from raynas.trainables.supernet_search import (
 )
 from search_spaces import get_space
 
+import supernet_table_ranking  # noqa: E402  (bench/ is the script's folder)
+
 SPACE = get_space("nb201")
 DATASET = "digits"
 BUILD = {"C": 8, "N": 1}
@@ -400,12 +402,27 @@ STAGES = {"standalone": stage_standalone, "ablation": stage_ablation, "search": 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("stage", choices=list(STAGES))
+    parser.add_argument("stage", nargs="?", choices=list(STAGES), help="digits protocol stage (without --benchmark)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/raynas_supernet_bench"))
     parser.add_argument("--budget-s", type=float, default=480.0, help="stop starting new work after this many seconds")
     parser.add_argument("--round", choices=list(ROUNDS), default=list(ROUNDS)[-1], help="ablation round (default: last)")
     parser.add_argument("--only", nargs="*", help="ablation labels to run (default: all)")
+    table = parser.add_argument_group("benchmark-table protocol (bench/supernet_table_ranking.py)")
+    table.add_argument("--benchmark", help="NB201 Parquet table: rank against its column of --dataset instead of digits")
+    table.add_argument("--dataset", default="cifar10", help="data spec the supernet trains on, e.g. cifar10:/data/cifar10")
+    table.add_argument("--table-dataset", help="the table's dataset name (default: --dataset's name)")
+    table.add_argument("--truth-split", default="test", help="the table's split used as ground truth (default test)")
+    table.add_argument("--num-archs", type=int, default=1000)
+    table.add_argument("--seeds", type=int, nargs="+", default=[0])
+    table.add_argument("--gpus-per-task", type=float, default=0.0, help="GPUs per scoring Ray task")
+    table.add_argument("--address", help="Ray cluster address (default: a local Ray)")
+    table.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="supernet recipe keys")
     args = parser.parse_args()
+    if args.benchmark:
+        supernet_table_ranking.run(args)
+        return
+    if args.stage is None:
+        parser.error("give a stage, or --benchmark TABLE")
     (args.cache / "supernets").mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     STAGES[args.stage](args, load_dataset(DATASET))

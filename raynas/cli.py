@@ -99,6 +99,7 @@ def _key_values(pairs: Sequence[str], flag: str) -> dict[str, object]:
 
 def _configure_search(parser: argparse.ArgumentParser) -> None:
     from raynas.experiment import SearchSettings
+    from raynas.search_presets import SEARCH_PRESETS
     from raynas.trainables.registry import available_trainables, trainable_info
     from searchers.registry import available_searchers
 
@@ -106,23 +107,27 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
     trainables = "; ".join(f"{n}: {trainable_info(n).summary}" for n in available_trainables())
     parser.add_argument("--space", default=d.space, help="search space: a name (see `raynas spaces`), "
                         "path/to/file.py:NAME or package.module:NAME")  # fmt: skip
-    parser.add_argument("--searcher", default=d.searcher, help=f"one of {', '.join(available_searchers())}")
-    parser.add_argument("--trainable", default=d.trainable, choices=available_trainables(), help=trainables)
+    parser.add_argument("--searcher", help=f"one of {', '.join(available_searchers())} (default {d.searcher}; bohb "
+                        "runs with its HyperBand scheduler, budgets in epochs up to --epochs)")  # fmt: skip
+    parser.add_argument("--trainable", choices=available_trainables(), help=f"{trainables} (default {d.trainable})")
+    parser.add_argument("--preset", help="a published search protocol: " + "; ".join(
+        f"{k}: {p.summary}" for k, p in SEARCH_PRESETS.items()) + "; flags given explicitly win")  # fmt: skip
     parser.add_argument("--dataset", help="digits | cifar10:DIR | cifar100:DIR | cifar100-coarse:DIR | imagefolder:DIR | "
                         "npz:FILE | synthetic[:N], each optionally @SIZE (default: digits; for --trainable benchmark the "
                         "table's dataset)")  # fmt: skip
-    parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark)")
+    parser.add_argument("--benchmark", help="Parquet benchmark table (for --trainable benchmark; differentiable: "
+                        "reports each derived cell's table accuracy as table_acc)")  # fmt: skip
     parser.add_argument("--metric", help="metric to optimise (default: val_acc, for --trainable selfsup ssl_loss)")
     parser.add_argument("--mode", choices=("max", "min"), help="default: min for losses, params and flops, else max")
     parser.add_argument("--objectives", metavar="METRIC:MODE,...", help="several objectives, e.g. val_acc:max,params:min "
                         "(ax searches all of them, other searchers the first); prints and writes the Pareto front")  # fmt: skip
-    parser.add_argument("--num-samples", type=int, default=d.num_samples, help="trials to run")
+    parser.add_argument("--num-samples", type=int, help=f"trials to run (default {d.num_samples})")
     parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent, help="trials running at once")
     parser.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="CPUs each trial asks Ray for "
                         "(its torch threads)")  # fmt: skip
     parser.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial, help="GPUs each trial asks Ray for; "
                         "0.5 runs two trials on each GPU (default 0: CPU)")  # fmt: skip
-    parser.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per trial (standalone, selfsup)")
+    parser.add_argument("--epochs", type=int, help=f"training epochs per trial (standalone: default {d.epochs}; selfsup: 10, as CSNAS)")
     parser.add_argument("--seed", type=int, default=d.seed, help="seed of the searcher and of every trial")
     parser.add_argument("--storage", default=d.storage, help="where Tune writes the experiment")
     parser.add_argument("--name", help="experiment name (a folder under --storage)")
@@ -137,6 +142,8 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
                         "of one progress line")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="trainer config, e.g. lr=0.1")
     parser.add_argument("--searcher-opt", action="append", default=[], metavar="KEY=VALUE", help="e.g. population_size=20")
+    parser.add_argument("--scheduler-opt", action="append", default=[], metavar="KEY=VALUE", help="options of the "
+                        "scheduler a searcher brings: bohb's min_t (default epochs/eta**2, or the next that divides), reduction_factor (eta, 3)")  # fmt: skip
 
 
 def _objectives(text: str | None) -> dict[str, str]:
@@ -167,19 +174,32 @@ def _run_search(args: argparse.Namespace) -> int:
     objectives = _objectives(args.objectives)
     if objectives:
         args.metric, args.mode = next(iter(objectives.items()))
+    from raynas.search_presets import PRESET_FIELDS, apply_preset
+
+    given = {k for k in PRESET_FIELDS if getattr(args, k, None) is not None}  # flags left out are None
+    defaults = SearchSettings()
+    values = apply_preset(args.preset, {
+        "searcher": args.searcher or defaults.searcher,
+        "trainable": args.trainable or defaults.trainable,
+        "epochs": args.epochs,  # None: filled in below, once the trainable is known
+        "num_samples": defaults.num_samples if args.num_samples is None else args.num_samples,
+        "trainer_options": _key_values(args.set, "--set"),
+        "searcher_options": _key_values(args.searcher_opt, "--searcher-opt"),
+        "scheduler_options": _key_values(args.scheduler_opt, "--scheduler-opt"),
+    }, given)  # fmt: skip
+    if values["epochs"] is None:  # the label-free objective is defined at its published length (CSNAS: 10 epochs)
+        from raynas.trainables.settings import SelfSupSettings
+
+        values["epochs"] = SelfSupSettings.epochs if values["trainable"] == "selfsup" else defaults.epochs
     settings = SearchSettings(
         space=args.space,
-        searcher=args.searcher,
-        trainable=args.trainable,
         dataset=args.dataset,
         benchmark=args.benchmark,
         metric=args.metric,
         mode=args.mode,
-        num_samples=args.num_samples,
         max_concurrent=args.max_concurrent,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
-        epochs=args.epochs,
         seed=args.seed,
         storage=args.storage,
         name=args.name,
@@ -188,8 +208,7 @@ def _run_search(args: argparse.Namespace) -> int:
         checkpoint_every_s=args.checkpoint_every,
         verbose=args.verbose,
         objectives=objectives,
-        trainer_options=_key_values(args.set, "--set"),
-        searcher_options=_key_values(args.searcher_opt, "--searcher-opt"),
+        **values,
     )
     start = time.perf_counter()
     outcome = run_search(settings, resume=args.resume)

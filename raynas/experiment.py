@@ -65,6 +65,7 @@ class SearchSettings:
     objectives: dict[str, str] = field(default_factory=dict)  # {"val_acc": "max", "params": "min"}
     searcher_options: dict[str, Any] = field(default_factory=dict)
     trainer_options: dict[str, Any] = field(default_factory=dict)
+    scheduler_options: dict[str, Any] = field(default_factory=dict)  # of the scheduler a searcher brings (bohb's HyperBand)
 
     def __post_init__(self) -> None:
         info = trainable_info(self.trainable)
@@ -104,6 +105,7 @@ class SearchSettings:
                     f"metric/mode ({self.metric}, {self.mode}) must be the first objective {next(iter(self.objectives.items()))}"
                 )
         self.check_resources()
+        self.scheduler()  # a searcher's scheduler with bad options fails here, before Ray starts
         dataset = self.dataset
         if info.shared != "benchmark":  # before the space: a space of the user's own imports what its file does
             dataset = dataset or "digits"
@@ -116,7 +118,23 @@ class SearchSettings:
                 raise ValueError(f"--trainable {self.trainable} needs --benchmark PATH (a Parquet table)")
             dataset = check_table(self.benchmark, space, dataset)
             info.check_options({**self.trial_constants(space, dataset), **self.trainer_options})
-        return dataclasses.replace(self, space=space, dataset=dataset)
+        trainer_options = self.trainer_options
+        default_build = getattr(space, "default_build", None)  # e.g. nago: a fixed width when size is an objective
+        if default_build is not None and "build" not in trainer_options and (build := default_build(self.objectives)):
+            trainer_options = {**trainer_options, "build": build}
+        return dataclasses.replace(self, space=space, dataset=dataset, trainer_options=trainer_options)
+
+    def scheduler(self) -> Any:
+        """The Tune scheduler the searcher comes with (``bohb``: HyperBand over budgets in epochs,
+        up to ``epochs``), or None; Tune tells it the metric and mode."""
+        if self.searcher != "bohb" or not self.trainable_info.searches_archs:
+            if self.scheduler_options:
+                raise ValueError(f"scheduler options {self.scheduler_options} need --searcher bohb (the only "
+                                 f"searcher that brings a scheduler), not {self.searcher!r}")  # fmt: skip
+            return None
+        from searchers.bohb import bohb_scheduler
+
+        return bohb_scheduler(self.epochs, **self.scheduler_options)
 
     def check_resources(self) -> None:
         """Resources Ray can grant, and a device the trials will see (Ray hides the GPUs from
@@ -148,6 +166,8 @@ class SearchSettings:
             config["benchmark"] = str(Path(self.benchmark).expanduser().resolve())
         else:
             config["epochs"] = self.epochs
+            if self.benchmark and "benchmark" in {f.name for f in dataclasses.fields(self.trainable_info.settings)}:
+                config["benchmark"] = str(Path(self.benchmark).expanduser().resolve())  # scored on a table (differentiable)
         return config
 
     def to_json(self) -> str:
@@ -354,6 +374,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                 param_space=_param_space(settings),
                 tune_config=tune.TuneConfig(
                     search_alg=searcher,
+                    scheduler=settings.scheduler(),
                     metric=settings.metric,
                     mode=settings.mode,
                     num_samples=settings.num_samples - (earlier.num_rows if earlier else 0) if searcher is not None else 1,

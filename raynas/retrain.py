@@ -36,7 +36,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 #: the preset ``auto`` picks for a space (other spaces keep the search's trainer settings)
-SPACE_PRESETS = {"darts": "darts", "darts-edges": "darts", "nb201": "nb201"}
+SPACE_PRESETS = {"darts": "darts", "darts-edges": "darts", "darts-csnas": "darts", "nb201": "nb201"}
 
 
 def preset_options(preset: str, space: str) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def best_trials(experiment: str | Path, top_k: int, space: Any = None) -> tuple[
     saved = load_settings(folder)
     if saved is None:
         raise FileNotFoundError(f"{folder} is not a raynas experiment (no raynas_settings.json)")
-    if not saved.trainable_info.searches_archs:
+    if not (saved.trainable_info.searches_archs or saved.trainable_info.derives_archs):
         raise ValueError(f"{folder} trained {saved.trainable!r} trials, one per seed, not one per architecture; "
                          "pass the architectures to retrain with --arch")  # fmt: skip
     path = folder / "trials.parquet"

@@ -16,6 +16,7 @@ from search_spaces.registry import (
 from search_spaces import nb201  # noqa: F401  (registers "nb201")
 from search_spaces import darts  # noqa: F401  (registers "darts")
 from search_spaces import darts_edges  # noqa: F401  (registers "darts-edges")
+from search_spaces import darts_csnas  # noqa: F401  (registers "darts-csnas")
 from search_spaces import nb101  # noqa: F401  (registers "nb101")
 from search_spaces import mobilenetv3  # noqa: F401  (registers "mobilenetv3")
 from search_spaces import nago  # noqa: F401  (registers "nago")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import networkx as nx
 
@@ -73,6 +73,33 @@ _TEMPLATE = (
 def allowed_inputs(entry: int) -> list[int]:
     """Inputs of genotype entry ``entry`` (it feeds node entry // 2): the cell inputs and earlier nodes."""
     return list(range(entry // 2 + 2))
+
+
+def check_cells(space: str, spec: Spec, ops: Sequence[str], num_nodes: int) -> None:
+    """Check a (normal, reduce) genotype of ``num_nodes``-node cells: each node two (op, input)
+    entries with different inputs among the cell inputs and earlier nodes."""
+    if not isinstance(spec, tuple) or len(spec) != len(CELLS):
+        raise ValueError(f"{space} spec must be a (normal, reduce) tuple of cells, got {spec!r}")
+    entries = 2 * num_nodes
+    for name, cell in zip(CELLS, spec):
+        if not isinstance(cell, tuple) or len(cell) != entries:
+            raise ValueError(f"{name} cell must be a tuple of {entries} (op, input) pairs, got {cell!r}")
+        for j, pair in enumerate(cell):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise ValueError(f"{name} entry {j} must be an (op, input) pair, got {pair!r}")
+            check_choice(f"{name} entry {j} op", pair[0], ops)
+            if type(pair[1]) is not int:
+                raise ValueError(
+                    f"{name} entry {j} input: {pair[1]!r} is not allowed; allowed values are {allowed_inputs(j)} (int)"
+                )
+            check_choice(f"{name} entry {j} input", pair[1], allowed_inputs(j))
+        for k in range(num_nodes):
+            first, second = cell[2 * k][1], cell[2 * k + 1][1]
+            if first == second:
+                raise ValueError(
+                    f"{name} node {k} (entries {2 * k} and {2 * k + 1}): both inputs are {first}; "
+                    f"a node's two inputs must differ, choose two of {allowed_inputs(2 * k)}"
+                )
 
 
 def allowed_pairs(node: int) -> list[str]:
@@ -148,28 +175,7 @@ class DartsSpace(SearchSpace):
         )
 
     def _validate(self, spec: Spec) -> None:
-        if not isinstance(spec, tuple) or len(spec) != len(CELLS):
-            raise ValueError(f"DARTS spec must be a (normal, reduce) tuple of cells, got {spec!r}")
-        for name, cell in zip(CELLS, spec):
-            if not isinstance(cell, tuple) or len(cell) != NUM_ENTRIES:
-                raise ValueError(f"{name} cell must be a tuple of {NUM_ENTRIES} (op, input) pairs, got {cell!r}")
-            for j, pair in enumerate(cell):
-                if not isinstance(pair, tuple) or len(pair) != 2:
-                    raise ValueError(f"{name} entry {j} must be an (op, input) pair, got {pair!r}")
-                check_choice(f"{name} entry {j} op", pair[0], self.ops)
-                if type(pair[1]) is not int:
-                    raise ValueError(
-                        f"{name} entry {j} input: {pair[1]!r} is not allowed; "
-                        f"allowed values are {allowed_inputs(j)} (int)"
-                    )
-                check_choice(f"{name} entry {j} input", pair[1], allowed_inputs(j))
-            for k in range(NUM_NODES):
-                first, second = cell[2 * k][1], cell[2 * k + 1][1]
-                if first == second:
-                    raise ValueError(
-                        f"{name} node {k} (entries {2 * k} and {2 * k + 1}): both inputs are {first}; "
-                        f"a node's two inputs must differ, choose two of {allowed_inputs(2 * k)}"
-                    )
+        check_cells("DARTS", spec, self.ops, NUM_NODES)
 
     def _key(self, spec: Spec) -> str:
         return self._format(self._canonical_spec(spec))

@@ -152,7 +152,7 @@ class Cell(nn.Module):
                     h = drop_path(h, drop_prob)
                 total = h if total is None else total + h
             states.append(total)
-        return torch.cat(states[2:], dim=1)
+        return torch.cat(states[-MULTIPLIER:], dim=1)  # the last four nodes (all of DARTS' four)
 
 
 class AuxiliaryHead(nn.Module):

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple
+from typing import TYPE_CHECKING, Any, Collection, Mapping, NamedTuple
 
 import networkx as nx
 
@@ -57,6 +57,10 @@ if TYPE_CHECKING:
     from torch import nn
 
 NODES = (3, 10)
+#: the special cases the paper names, as ``nodes`` options: RandWire's three stages of one
+#: 32-node random graph each, and a DARTS-like stack of 20 single-node cells (bottom level searched)
+RANDWIRE: dict[str, int] = {"top": 3, "mid": 1, "bot": 32}
+DARTS_LIKE: dict[str, int] = {"top": 20, "mid": 1}
 KS = (2, 5)
 P_RANGES = {"top": (0.1, 1.0), "mid": (0.2, 1.0), "bot": (0.1, 1.0)}
 MODELS = {"top": "ws", "mid": "er", "bot": "ws"}
@@ -64,6 +68,12 @@ STAGE_RATIOS: tuple[str, ...] = ("1:1:1", "1:2:1", "2:1:1", "1:1:2", "2:2:1", "1
 CHANNEL_RATIOS: tuple[str, ...] = ("1:2:4", "1:1:1", "1:2:2", "1:1:2", "1:2:3", "2:3:4")
 P_DECIMALS = 4
 DEFAULT_BUDGET = 100_000
+#: base width of a search with the network's size among its objectives and no ``build`` given: a
+#: budget would size every network alike (a front of one point); at a fixed width the size follows
+#: the generator (about 75k to 750k parameters, 3 to 10 nodes a level, digits or CIFAR alike)
+SIZE_OBJECTIVE_WIDTH = 4
+#: metrics that measure a network's size (``default_build`` fixes the width when one is an objective)
+SIZE_METRICS = ("params", "flops")
 #: the searched hyper-parameters, in spec order
 HYPER: tuple[str, ...] = ("top_nodes", "top_k", "top_p", "mid_nodes", "mid_p", "bot_nodes", "bot_k", "bot_p")
 
@@ -118,6 +128,21 @@ def _check_float(field: str, value: Any, bounds: tuple[float, float]) -> float:
     return float(value)
 
 
+def node_ranges(nodes: Mapping[str, int | tuple[int, int]], stages: int) -> dict[str, tuple[int, int]]:
+    """Inclusive node-count range per level from the ``nodes`` option (checked: known levels,
+    1..1000 nodes, at least one top-level node per stage)."""
+    unknown = set(nodes) - set(LEVELS)
+    if unknown:
+        raise ValueError(f"nodes: unknown levels {sorted(unknown)}; the levels are {list(LEVELS)}")
+    out: dict[str, tuple[int, int]] = {}
+    for level in LEVELS:
+        value = nodes.get(level, NODES)
+        low, high = (value, value) if isinstance(value, numbers.Integral) else tuple(value)
+        low = _check_int(f"nodes[{level!r}] low", low, (stages if level == "top" else 1, 1000))
+        out[level] = (low, _check_int(f"nodes[{level!r}] high", high, (low, 1000)))
+    return out
+
+
 @register_space("nago")
 class NagoSpace(SearchSpace):
     """Hierarchical random-graph generators (NAGO's HNAG).
@@ -128,6 +153,9 @@ class NagoSpace(SearchSpace):
         search_ratios: add ``stage_ratio`` and ``channel_ratio`` to the Tune keys.
         seed: graph seed of the architectures ``decode`` and ``sample`` make.
         max_tries: draws per level before a disconnected model raises ``ValueError``.
+        nodes: node counts per level (``top``, ``mid``, ``bot``), each an int (fixed) or an
+            inclusive ``(low, high)`` range; levels left out keep :data:`NODES`.  E.g.
+            :data:`RANDWIRE` and :data:`DARTS_LIKE`, the paper's special cases.
     """
 
     def __init__(
@@ -137,12 +165,14 @@ class NagoSpace(SearchSpace):
         search_ratios: bool = False,
         seed: int = 0,
         max_tries: int = 100,
+        nodes: Mapping[str, int | tuple[int, int]] | None = None,
     ):
         self.stage_ratio = check_choice("stage_ratio", stage_ratio, STAGE_RATIOS)
         self.channel_ratio = check_choice("channel_ratio", channel_ratio, CHANNEL_RATIOS)
         self.search_ratios = bool(search_ratios)
         self.seed = _check_int("seed", seed, (0, 2**32 - 1))
         self.max_tries = _check_int("max_tries", max_tries, (1, 10**6))
+        self.nodes = node_ranges(nodes or {}, len(ratio(self.stage_ratio)))
 
     # ------------------------------------------------------------------ spec hooks
     def _parse_spec(self, text: str) -> Spec:
@@ -183,7 +213,7 @@ class NagoSpace(SearchSpace):
         if not isinstance(spec, Spec):
             raise ValueError(f"NAGO spec must be a search_spaces.nago.Spec, got {spec!r}")
         for level in LEVELS:
-            _check_int(f"{level}_nodes", getattr(spec, f"{level}_nodes"), NODES)
+            _check_int(f"{level}_nodes", getattr(spec, f"{level}_nodes"), self.nodes[level])
             if MODELS[level] == "ws":
                 _check_int(f"{level}_k", getattr(spec, f"{level}_k"), KS)
             _check_float(f"{level}_p", getattr(spec, f"{level}_p"), P_RANGES[level])
@@ -201,7 +231,7 @@ class NagoSpace(SearchSpace):
             if field == "p":
                 values[name] = round(_check_float(name, config[name], P_RANGES[level]), P_DECIMALS)
             else:
-                values[name] = _check_int(name, config[name], NODES if field == "nodes" else KS)
+                values[name] = _check_int(name, config[name], self.nodes[level] if field == "nodes" else KS)
         return Spec(
             **values,
             stage_ratio=check_choice("stage_ratio", config.get("stage_ratio", self.stage_ratio), STAGE_RATIOS),
@@ -233,7 +263,7 @@ class NagoSpace(SearchSpace):
             if field == "p":
                 domains[name] = tune.uniform(*P_RANGES[level])
             else:
-                low, high = NODES if field == "nodes" else KS
+                low, high = self.nodes[level] if field == "nodes" else KS
                 domains[name] = tune.randint(low, high + 1)
         if self.search_ratios:
             domains["stage_ratio"] = tune.choice(list(STAGE_RATIOS))
@@ -251,7 +281,7 @@ class NagoSpace(SearchSpace):
             if field == "p":
                 values[name] = round(float(rng.uniform(*P_RANGES[level])), P_DECIMALS)
             else:
-                low, high = NODES if field == "nodes" else KS
+                low, high = self.nodes[level] if field == "nodes" else KS
                 values[name] = int(rng.integers(low, high + 1))
         stage, channel = self.stage_ratio, self.channel_ratio
         if self.search_ratios:
@@ -271,7 +301,7 @@ class NagoSpace(SearchSpace):
                 low, high = P_RANGES[level]
                 moves = {round(min(max(value + d, low), high), P_DECIMALS) for d in (-0.1, 0.1)}
             else:
-                low, high = NODES if field == "nodes" else KS
+                low, high = self.nodes[level] if field == "nodes" else KS
                 moves = {v for v in (value - 1, value + 1) if low <= v <= high}
             specs += [spec._replace(**{name: v}) for v in sorted(moves) if v != value]
         if self.search_ratios:
@@ -291,6 +321,11 @@ class NagoSpace(SearchSpace):
             level: sample_dag(*level_args(spec, level), seed=spec.seed, level=i, max_tries=self.max_tries)
             for i, level in enumerate(LEVELS)
         }
+
+    def default_build(self, objectives: Collection[str]) -> dict[str, Any]:
+        """``build`` options a search with these ``objectives`` uses when it gives none: a fixed
+        :data:`SIZE_OBJECTIVE_WIDTH` when a size metric is one, so that the front spreads in size."""
+        return {"width": SIZE_OBJECTIVE_WIDTH} if set(objectives) & set(SIZE_METRICS) else {}
 
     def build(
         self,

@@ -231,3 +231,31 @@ def _embedding_pool_factory(optimizer: str) -> Factory:
 register_searcher("embedding-ngopt", uses=("budget",))(_embedding_pool_factory("nevergrad:NGOpt"))
 register_searcher("embedding-tpe")(_embedding_pool_factory("hyperopt:tpe"))
 register_searcher("embedding-ax")(_embedding_pool_factory("ax"))
+
+
+@register_searcher("bohb")
+def _bohb(
+    space: SearchSpace,
+    metric: str | None,
+    mode: str | None,
+    seed: int | None,
+    min_points: int | None = None,
+    random_fraction: float = 1 / 3,
+    gamma: float = 0.15,
+    n_EI_candidates: int = 64,
+    **kw: Any,
+) -> Searcher:
+    """BOHB's model (TPE on the largest budget with ``min_points`` results, a ``random_fraction``
+    of random draws); ``raynas search`` pairs it with its HyperBand scheduler (:mod:`searchers.bohb`)."""
+    from searchers.bohb import BOHBSearcher, budgeted_tpe
+
+    if min_points is not None and not (isinstance(min_points, int) and min_points >= 1):
+        raise ValueError(f"min_points must be an int >= 1, got {min_points!r}")
+    if not 0 <= random_fraction <= 1:
+        raise ValueError(f"random_fraction must be in [0, 1], got {random_fraction!r}")
+    if not 0 < gamma < 1:
+        raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
+    if not (isinstance(n_EI_candidates, int) and n_EI_candidates >= 1):
+        raise ValueError(f"n_EI_candidates must be an int >= 1, got {n_EI_candidates!r}")
+    options = {"min_points": min_points, "random_fraction": random_fraction, "gamma": gamma, "n_EI_candidates": n_EI_candidates}
+    return BOHBSearcher(partial(budgeted_tpe, space.tune_space(), seed, options), space, metric, mode, seed, **kw)

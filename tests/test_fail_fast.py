@@ -66,7 +66,7 @@ from raynas.cli import main
 assert main(["search", "--set", "lrr=0.1"]) == 2
 assert main(["search", "--space", "nb20"]) == 2
 from raynas.experiment import SearchSettings
-for space in ("nb201", "nb101", "darts", "darts-edges", "mobilenetv3", "nago"):
+for space in ("nb201", "nb101", "darts", "darts-edges", "darts-csnas", "mobilenetv3", "nago"):
     SearchSettings(space=space, searcher="embedding-gp", trainer_options={"lr": 0.1}).check()
 SearchSettings(space="nb201", trainable="supernet").check()
 SearchSettings(space="nago", trainable="sampled").check()

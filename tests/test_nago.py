@@ -191,3 +191,42 @@ def test_sampled_trainable_reports_mean_and_spread_over_graph_draws():
     assert restored.train()["val_acc"] == expected["val_acc"]
     trainable.stop()
     restored.stop()
+
+
+@pytest.mark.parametrize("case, counts", [("RANDWIRE", {"top": 3, "mid": 1, "bot": 32}), ("DARTS_LIKE", {"top": 20, "mid": 1})])
+def test_paper_special_cases_build_with_their_node_counts(case, counts):
+    import search_spaces.nago as nago
+
+    space = get_space("nago", nodes=getattr(nago, case))
+    for seed in range(2):
+        arch = space.sample(seed)
+        graphs = space.graphs(arch)
+        assert {level: len(graphs[level]) for level in counts} == counts
+        assert space.decode(space.encode(arch)).same_spec(arch) and space.parse(str(arch)).same_spec(arch)
+        net = space.build(arch, num_classes=10, in_shape=(1, 8, 8), width=2)
+        assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    assert all(len(space.graphs(n)["top"]) == counts["top"] for n in space.neighbors(arch))  # fixed counts stay fixed
+
+
+def test_node_ranges_are_configurable_and_checked():
+    space = get_space("nago", nodes={"bot": (12, 16)})
+    assert {space.sample(s).spec.bot_nodes for s in range(20)} <= set(range(12, 17))
+    with pytest.raises(ValueError, match="bot_nodes.*12..16"):
+        space.decode({**SPACE.encode(ARCH)})  # bot_nodes 4 is outside this space's range
+    with pytest.raises(ValueError, match="unknown levels"):
+        get_space("nago", nodes={"middle": 1})
+    with pytest.raises(ValueError, match="top.*low"):
+        get_space("nago", nodes={"top": 2})  # fewer top-level nodes than the 3 stages
+
+
+def test_size_objective_fixes_the_width_so_the_front_spreads_in_size():
+    from raynas.experiment import SearchSettings
+    from search_spaces.nago import SIZE_OBJECTIVE_WIDTH
+
+    multi = SearchSettings(space="nago", objectives={"val_acc": "max", "params": "min"}).check()
+    assert multi.trainer_options["build"] == {"width": SIZE_OBJECTIVE_WIDTH}
+    sizes = {params(SPACE.build(SPACE.sample(s), in_shape=(1, 8, 8), **multi.trainer_options["build"])) for s in range(6)}
+    assert max(sizes) > 2 * min(sizes)  # at a budget every network would have about the same count
+    given = SearchSettings(space="nago", objectives={"val_acc": "max", "params": "min"}, trainer_options={"build": {"param_budget": 5000}})
+    assert given.check().trainer_options["build"] == {"param_budget": 5000}  # a build given wins
+    assert "build" not in SearchSettings(space="nago").check().trainer_options  # one objective: the budget

@@ -82,6 +82,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "darts": DARTS,
     "darts-edges": DARTS,
+    "darts-csnas": Profile(build={"C": 4, "layers": 3}),
     "mobilenetv3": Profile(build={}),
     "nago": Profile(
         build={"param_budget": 70_000},

@@ -18,6 +18,7 @@ from raynas.trainables.supernet import (
     make_supernet,
     recalibrate_bn,
 )
+from raynas.trainables.subnet_search import search_subnets
 from raynas.trainables.supernet_net import extract_subnet
 from raynas.trainables.supernet_search import (
     evolution_search,
@@ -26,6 +27,7 @@ from raynas.trainables.supernet_search import (
     score_texts,
     sparse_kendall_tau,
     top_k_overlap,
+    truth_binned_kendall_tau,
 )
 from search_spaces import darts_net, get_space, nb201_net
 
@@ -112,6 +114,22 @@ def test_fair_sampling_trains_every_op_of_every_edge_once_per_group(space):
             assert get_space(space).is_valid(path)
 
 
+def test_strict_fair_sampling_gives_every_op_of_every_edge_a_gradient_each_step(digits):
+    trainable = SupernetTrainable(config={**TINY, "epochs": 1, "sampling": "strict_fair", "probe_archs": 0})
+    group = next(trainable.sampler)
+    assert len(group) == len(nb201_net.OPS)
+    for per_edge in zip(*group):
+        assert sorted(per_edge) == sorted(nb201_net.OPS)
+    x, y = next(digits.batches("train", 16))
+    sum(torch.nn.functional.cross_entropy(trainable.model(x, p), y) for p in group).backward()
+    cells = [m for m in trainable.model.modules() if hasattr(m, "edges")]
+    for edge in cells[0].edges:
+        for op, module in edge.items():
+            for param in module.parameters():
+                assert param.grad is not None, op  # on a path (zero when a downstream edge is "none")
+    assert np.isfinite(trainable.train()["train_loss"])
+
+
 def test_bn_recalibration_rewrites_running_stats_and_evaluation_restores_them(digits):
     settings = SupernetSettings.from_config({"build": SIZES["nb201"], "bn_recal_batches": 2})
     net = make_supernet(settings, digits)
@@ -152,7 +170,7 @@ def test_restored_supernet_trial_continues_exactly(digits):
     "change, words",
     [
         ({"bn_mode": "train"}, "bn_mode.*allowed values are \\['recalibrate', 'running', 'batch'\\]"),
-        ({"sampling": "greedy"}, "sampling.*\\['uniform', 'fair'\\]"),
+        ({"sampling": "greedy"}, "sampling.*\\['uniform', 'fair', 'strict_fair'\\]"),
         ({"eval_mode": "fast"}, "eval_mode.*\\['full', 'minibatch'\\]"),
         ({"bn_affine": "yes"}, "bn_affine.*\\[True, False\\]"),
         ({"space": "nb101"}, "space.*\\['nb201', 'darts'\\]"),
@@ -160,6 +178,8 @@ def test_restored_supernet_trial_continues_exactly(digits):
         ({"warmup_epochs": 30}, "warmup_epochs must be an int in \\[0, epochs=2\\)"),
         ({"bn_recal_batches": 0}, "bn_recal_batches must be an int >= 1"),
         ({"lr": 0}, "lr must be > 0"),
+        ({"subnet_search": "grid"}, "subnet_search.*'none', 'random', 'evolution'"),
+        ({"subnet_samples": 0}, "subnet_samples must be an int >= 1"),
         ({"build": {"width": 8}}, "build options \\['width'\\]; allowed: \\['C', 'N'\\]"),
     ],
 )
@@ -171,6 +191,9 @@ def test_bad_knob_values_are_named_with_the_allowed_values(change, words):
 def test_ranking_metrics():
     assert sparse_kendall_tau([90.001, 90.002, 80.0], [1.0, 2.0, 0.0]) == pytest.approx(np.sqrt(2 / 3))
     assert top_k_overlap([3, 2, 1, 0], [3, 0, 2, 1], 2) == 0.5
+    # only the truth is binned (1e-4 of accuracy): 90.001 and 90.004 tie there, scores never tie
+    assert truth_binned_kendall_tau([1.0, 2.0, 3.0], [90.001, 90.004, 95.0]) == pytest.approx(np.sqrt(2 / 3))
+    assert truth_binned_kendall_tau([1.0, 1.0, 3.0], [90.0, 91.0, 95.0]) == pytest.approx(np.sqrt(2 / 3))
     with pytest.raises(ValueError, match="k must be in \\[1, 4\\]"):
         top_k_overlap([1, 2, 3, 4], [1, 2, 3, 4], 5)
 
@@ -207,3 +230,30 @@ def test_supernet_in_a_tune_run_resumes_and_scores_archs_as_ray_tasks(ray_sessio
     assert len(top) == 3 and [s for _, s in top] == sorted((s for _, s in top), reverse=True)
     evolved = evolution_search(state, digits, num_samples=10, population_size=4, sample_size=2, batch_size=3, top_k=2)
     assert len(evolved) == 2 and evolved[0][1] >= evolved[1][1]
+
+
+@pytest.mark.parametrize("method", ["random", "evolution"])
+def test_subnet_search_finds_the_best_scored_subnet_in_process(digits, method):
+    settings = SupernetSettings.from_config({**TINY, "bn_recal_batches": 1})
+    torch.manual_seed(0)
+    net = make_supernet(settings, digits)
+    space = get_space("nb201")
+
+    def score(texts):
+        return [evaluate_path(net, space.parse(t).spec, digits, settings) for t in texts]
+
+    top = search_subnets(space, score, method, 24, top_k=24, seed=1)
+    assert len(top) == 24 and len({a for a, _ in top}) == 24
+    assert [acc for _, acc in top] == sorted((acc for _, acc in top), reverse=True)
+    best, acc = top[0]
+    assert acc == evaluate_path(net, best.spec, digits, settings)
+    if method == "random":
+        assert {a for a, _ in top} == set(get_space("nb201").sample_unique(24, 1))
+
+
+def test_last_supernet_epoch_reports_the_subnet_searchs_best_architecture(digits):
+    trainable = SupernetTrainable(config={**TINY, "epochs": 1, "subnet_search": "evolution", "subnet_samples": 6})
+    result = trainable.train()
+    assert result["done"] and get_space("nb201").parse(result["best_arch"])
+    assert 0 <= result["best_arch_acc"] <= 100 and result["search_time_s"] > 0
+    assert "best_arch" not in SupernetTrainable(config={**TINY, "epochs": 2}).train()

@@ -11,6 +11,7 @@ from ray import tune
 from raynas.cli import main as cli_main
 from raynas.experiment import SearchSettings
 from raynas.trainables import available_trainables, register_trainable, trainable_info
+from search_spaces import get_space
 
 
 def test_every_built_in_trainable_is_registered_with_a_metric_it_reports():
@@ -65,3 +66,13 @@ def test_cli_trains_one_supernet_per_seed(ray_session, tmp_path):
     assert len(rows) == 2 and all(r["status"] == "TERMINATED" for r in rows)
     assert sorted(json.loads(r["config"])["seed"] for r in rows) == [3, 4]
     assert all(0 <= r["val_acc"] <= 100 and r["epoch"] == 1 for r in rows)
+
+
+def test_cli_supernet_search_trains_and_searches_subnets_in_one_command(ray_session, tmp_path):
+    rows = _search(
+        tmp_path, "oneshot", "--trainable", "supernet", "--space", "nb201", "--dataset", "synthetic:64",
+        "--num-samples", "1", "--epochs", "1", "--set", 'build={"C": 4, "N": 1}', "--set", "probe_archs=2",
+        "--set", "bn_recal_batches=1", "--set", "subnet_search=random", "--set", "subnet_samples=5",
+    )  # fmt: skip
+    assert len(rows) == 1 and rows[0]["status"] == "TERMINATED"
+    assert get_space("nb201").parse(rows[0]["best_arch"]) and 0 <= rows[0]["best_arch_acc"] <= 100

@@ -20,6 +20,7 @@ from raynas.trainables.registry import (
 )
 from raynas.trainables.settings import (
     BenchmarkSettings,
+    DifferentiableSettings,
     SampledSettings,
     SelfSupSettings,
     SupernetSettings,
@@ -32,6 +33,10 @@ _LAZY = {
     "BenchmarkTrainable": "raynas.trainables.benchmark",
     "load_benchmark": "raynas.trainables.benchmark",
     "ContrastiveModel": "raynas.trainables.contrastive",
+    "ArchWeights": "raynas.trainables.differentiable",
+    "DifferentiableTrainable": "raynas.trainables.differentiable",
+    "MixedOpNetwork": "raynas.trainables.mixed_net",
+    "derive": "raynas.trainables.mixed_net",
     "MemoryBankNCE": "raynas.trainables.contrastive",
     "NTXentLoss": "raynas.trainables.contrastive",
     "knn_accuracy": "raynas.trainables.contrastive",
@@ -53,6 +58,7 @@ _LAZY = {
 
 __all__ = [
     "BenchmarkSettings",
+    "DifferentiableSettings",
     "SampledSettings",
     "SelfSupSettings",
     "SupernetSettings",

@@ -26,6 +26,14 @@ def sgd(model: nn.Module, settings: TrainerSettings) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay)
 
 
+def lr_schedule(optimizer: torch.optim.Optimizer, settings: TrainerSettings) -> torch.optim.lr_scheduler.LRScheduler:
+    """The settings' schedule, stepped once per epoch: cosine to 0 over ``epochs``, or step
+    decay by ``lr_gamma`` every ``lr_step`` epochs (NAGO's trainer)."""
+    if settings.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.lr_step, gamma=settings.lr_gamma)
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,

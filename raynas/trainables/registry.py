@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar
 
 from raynas.trainables.settings import (
+    DIFFERENTIABLE_SPACES,
     SUPERNET_SPACES,
     BenchmarkSettings,
+    DifferentiableSettings,
     SampledSettings,
     SelfSupSettings,
     SupernetSettings,
@@ -50,6 +52,8 @@ class TrainableInfo:
         spaces: the search spaces it trains (None: every space).
         searches_archs: whether a searcher proposes each trial's architecture; otherwise
             every trial trains the whole space (a supernet) with its own seed.
+        derives_archs: (with ``searches_archs`` False) whether each trial reports the
+            architecture it found as ``arch``, which ``raynas train`` can retrain.
     """
 
     name: str
@@ -62,6 +66,7 @@ class TrainableInfo:
     checkpoint_frequency: int = 1
     spaces: tuple[str, ...] | None = None
     searches_archs: bool = True
+    derives_archs: bool = False
 
     @property
     def cls(self) -> type:
@@ -183,7 +188,12 @@ SELFSUP_REPORTS = {"ssl_loss": "min", "knn_acc": "max", "params": "min", "flops"
                    "epoch_time_s": "min"}  # fmt: skip
 SAMPLED_REPORTS = {**STANDALONE_REPORTS, "val_acc_std": "min", "val_acc_min": "max"}
 SUPERNET_REPORTS = {"val_acc": "max", "probe_best_acc": "max", "rank_stability": "max", "train_loss": "min",
-                    "params": "min", "epoch": "max", "epoch_time_s": "min", "probe_time_s": "min"}  # fmt: skip
+                    "params": "min", "epoch": "max", "epoch_time_s": "min", "probe_time_s": "min",
+                    "best_arch_acc": "max", "search_time_s": "min"}  # fmt: skip
+#: what a differentiable-search trial reports (``table_acc`` with a benchmark table, ``tau`` for GDAS)
+DIFFERENTIABLE_REPORTS = {"val_acc": "max", "table_acc": "max", "train_loss": "min", "skip_count": "min",
+                          "alpha_entropy": "min", "tau": "min", "params": "min", "epoch": "max",
+                          "epoch_time_s": "min"}  # fmt: skip
 
 _T = "raynas.trainables."
 declare_trainable(TrainableInfo(
@@ -206,4 +216,8 @@ declare_trainable(TrainableInfo(
     "supernet", "trains one weight-sharing supernet of the space per trial", _T + "supernet:SupernetTrainable",
     SupernetSettings, "val_acc", SUPERNET_REPORTS, spaces=SUPERNET_SPACES, searches_archs=False,
 ))  # fmt: skip
-
+declare_trainable(TrainableInfo(
+    "differentiable", "DARTS / GDAS / DrNAS differentiable search, one derived cell per trial",
+    _T + "differentiable:DifferentiableTrainable", DifferentiableSettings, "val_acc", DIFFERENTIABLE_REPORTS,
+    spaces=DIFFERENTIABLE_SPACES, searches_archs=False, derives_archs=True,
+))  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,10 @@ from raynas.arch import Arch
 from raynas.devices import PRECISIONS, check_device_name
 from search_spaces import SearchSpace, as_space
 from search_spaces.base import check_choice
+
+
+#: learning-rate schedules of the trainer (``lr_schedule``)
+LR_SCHEDULES = ("cosine", "step")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,9 @@ class TrainerSettings:
     keep_best: bool = False  # checkpoints also hold the weights of the best val_acc epoch (best.pt)
     latency_batch: int = 1  # batch size of the inference latency each trial measures on its device
     latency_runs: int = 20  # timed forward passes, median reported as latency_ms (0: not measured)
+    lr_schedule: str = "cosine"  # "cosine" (to 0 over the epochs) or "step" (x lr_gamma every lr_step epochs)
+    lr_step: int = 30  # epochs between decays of the step schedule
+    lr_gamma: float = 0.1  # factor of each decay of the step schedule
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "TrainerSettings":
@@ -74,6 +82,9 @@ class TrainerSettings:
             raise ValueError(f"latency_batch must be >= 1 and latency_runs >= 0, got {self.latency_batch} and {self.latency_runs}")
         if self.cutout < 0:
             raise ValueError(f"cutout must be >= 0 (pixels; 0: none), got {self.cutout!r}")
+        check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"lr_step must be >= 1 and lr_gamma in (0, 1], got {self.lr_step!r} and {self.lr_gamma!r}")
         if not 0 <= self.drop_path < 1:
             raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path!r}")
         if self.auxiliary_weight < 0:
@@ -241,8 +252,9 @@ class SelfSupSettings(TrainerSettings):
 #: the spaces with a weight-sharing supernet (``raynas.trainables.supernet_net.SUPERNETS``)
 SUPERNET_SPACES = ("nb201", "darts")
 BN_MODES = ("recalibrate", "running", "batch")
-SAMPLINGS = ("uniform", "fair")
+SAMPLINGS = ("uniform", "fair", "strict_fair")
 EVAL_MODES = ("full", "minibatch")
+SUBNET_SEARCHES = ("none", "random", "evolution")
 
 
 @dataclass(frozen=True)
@@ -256,13 +268,20 @@ class SupernetSettings(TrainerSettings):
     ``bn_affine``: learnable BatchNorm scale/shift in the cell ops.  ``warmup_epochs``:
     linear learning-rate warm-up before the cosine decay.  ``sampling``: ``"uniform"``
     (each edge's op drawn independently every step) or ``"fair"`` (FairNAS: every op of
-    every edge exactly once in each group of ``len(ops)`` steps).  ``path_dropout``:
+    every edge exactly once in each group of ``len(ops)`` steps) or ``"strict_fair"`` (FairNAS'
+    strict fairness: each step trains the whole group on one batch, gradients summed into one
+    update, so every op of every edge gets exactly one gradient per step; ``train_loss`` is
+    then the group's summed loss).  ``path_dropout``:
     probability of dropping each sampled non-identity edge per sample (DARTS'
     ``drop_path``).  ``build``: the supernet's size (low fidelity: fewer channels ``C`` /
     cells ``N`` or ``layers``); ``data_portion``: share of the training split used.
     ``eval_mode``: ``"full"`` (accuracy on the whole split) or ``"minibatch"`` (on one
     fixed batch of ``batch_size`` images).  ``probe_archs``: architectures scored after
     every epoch for the reported ranking signal (0: no probing, no ``val_acc``).
+    ``subnet_search``: after the last epoch, search the sub-nets by inherited validation
+    accuracy (``"random"`` or ``"evolution"`` over ``subnet_samples`` distinct
+    architectures; ``"none"``: no search), reported as ``best_arch`` / ``best_arch_acc``,
+    so training and search are one ``raynas search --trainable supernet`` command.
     """
 
     epochs: int = 60
@@ -278,6 +297,8 @@ class SupernetSettings(TrainerSettings):
     bn_recal_batches: int = 4
     eval_mode: str = "full"
     probe_archs: int = 8
+    subnet_search: str = "none"
+    subnet_samples: int = 100
     build: dict[str, Any] = field(default_factory=dict)
 
     def check(self) -> None:
@@ -286,6 +307,9 @@ class SupernetSettings(TrainerSettings):
         check_choice("bn_mode", self.bn_mode, BN_MODES)
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        check_choice("subnet_search", self.subnet_search, SUBNET_SEARCHES)
+        if not (isinstance(self.subnet_samples, int) and self.subnet_samples >= 1):
+            raise ValueError(f"subnet_samples must be an int >= 1, got {self.subnet_samples!r}")
         if not isinstance(self.bn_affine, bool):
             raise ValueError(f"bn_affine: {self.bn_affine!r} is not allowed; allowed values are [True, False]")
         if not 0 <= self.path_dropout < 1:
@@ -304,3 +328,73 @@ class SupernetSettings(TrainerSettings):
             return self.lr * (epoch + 1) / (self.warmup_epochs + 1)
         span = self.epochs - self.warmup_epochs
         return self.lr * 0.5 * (1 + math.cos(math.pi * (epoch - self.warmup_epochs) / span))
+
+
+#: differentiable one-shot methods (``method``): DARTS' softmax relaxation, GDAS' Gumbel-softmax
+#: sampling (one op per edge, hard forward), DrNAS' Dirichlet weights with a KL regulariser
+DIFFERENTIABLE_METHODS = ("darts", "gdas", "drnas")
+#: the spaces with a mixed-op relaxation (``raynas.trainables.mixed_net``)
+DIFFERENTIABLE_SPACES = ("nb201", "darts")
+
+
+@dataclass(frozen=True)
+class DifferentiableSettings(TrainerSettings):
+    """Differentiable search (DARTS' search recipe as defaults); the flat config overrides any of them.
+
+    Network weights train by SGD on the ``train`` split, architecture weights by Adam
+    (``arch_lr``, betas (0.5, 0.999), ``arch_weight_decay``) on the ``valid`` split, one step
+    each per batch.  ``order``: 1 (first-order) or 2 (DARTS' unrolled second-order gradient;
+    ``method="darts"`` only).  ``tau_max`` -> ``tau_min``: GDAS' Gumbel temperature, linear over
+    the epochs.  ``drnas_reg``: weight of DrNAS' KL(Dirichlet(beta) || Dirichlet(1)).
+    ``skip_stop``: DARTS+ early stopping, the trial ends once the derived cell (DARTS: the
+    normal cell) holds this many skip-connections (0: never).  ``arch_warmup``: epochs in which
+    only the network weights train, so that parameter-free ops do not win while the convolutions
+    are still untrained (PC-DARTS and DrNAS: 15 of 50 epochs).  ``benchmark``: a Parquet table
+    of the space (e.g. ``nb201_all.parquet``) whose ``benchmark_dataset`` test accuracy of the
+    derived cell is reported each epoch as ``table_acc``.  ``build``: the supernet's size;
+    ``bn_affine``: learnable BatchNorm scale/shift in the cell ops (DARTS searches without).
+    """
+
+    epochs: int = 50
+    lr: float = 0.025
+    nesterov: bool = False
+    weight_decay: float = 3e-4
+    method: str = "darts"
+    order: int = 1
+    arch_lr: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    tau_max: float = 10.0
+    tau_min: float = 0.1
+    drnas_reg: float = 1e-3
+    skip_stop: int = 0
+    arch_warmup: int = 0
+    bn_affine: bool = False
+    benchmark: str = ""
+    benchmark_dataset: str = "cifar10"
+    latency_runs: int = 0  # the searched network is a supernet: no latency to measure
+
+    def check(self) -> None:
+        super().check()
+        check_choice("space", as_space(self.space).name, list(DIFFERENTIABLE_SPACES))
+        check_choice("method", self.method, DIFFERENTIABLE_METHODS)
+        check_choice("order", self.order, [1, 2])
+        if self.order == 2 and self.method != "darts":
+            raise ValueError(f"order=2 (the unrolled gradient) needs method='darts', got method={self.method!r}")
+        if not self.arch_lr > 0 or self.arch_weight_decay < 0 or self.drnas_reg < 0:
+            raise ValueError(f"arch_lr must be > 0, arch_weight_decay and drnas_reg >= 0, got {self.arch_lr!r}, "
+                             f"{self.arch_weight_decay!r} and {self.drnas_reg!r}")  # fmt: skip
+        if not 0 < self.tau_min <= self.tau_max:
+            raise ValueError(f"need 0 < tau_min <= tau_max, got tau_min={self.tau_min!r} and tau_max={self.tau_max!r}")
+        if not (isinstance(self.arch_warmup, int) and 0 <= self.arch_warmup < self.epochs):
+            raise ValueError(f"arch_warmup must be an int in [0, epochs={self.epochs}), got {self.arch_warmup!r}")
+        if not (isinstance(self.skip_stop, int) and self.skip_stop >= 0):
+            raise ValueError(f"skip_stop must be an int >= 0 (0: no early stopping), got {self.skip_stop!r}")
+        if not isinstance(self.bn_affine, bool):
+            raise ValueError(f"bn_affine: {self.bn_affine!r} is not allowed; allowed values are [True, False]")
+        for name in ("cutout", "drop_path", "keep_best"):
+            if getattr(self, name):
+                raise ValueError(f"{name} does not apply to a differentiable search (a final-training key: give it to "
+                                 "raynas train)")  # fmt: skip
+        if self.benchmark and not os.path.isfile(os.path.expanduser(self.benchmark)):
+            raise ValueError(f"benchmark {self.benchmark!r} is not a file (a Parquet table of the space, e.g. "
+                             "nb201_all.parquet; empty: no table look-up)")  # fmt: skip

@@ -21,7 +21,7 @@ from raynas.images import cutout
 from raynas.latency import measure_latency
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
-from raynas.trainables.loop import sgd, train_epoch
+from raynas.trainables.loop import lr_schedule, sgd, train_epoch
 from raynas.trainables.settings import TrainerSettings, decode_trial
 from search_spaces import SearchSpace
 
@@ -78,7 +78,7 @@ class ArchTraining:
         self.best: dict[str, Any] | None = None  # with keep_best: the best val_acc epoch's weights
         self.optimizer = sgd(self.model, s)
         self.scaler = grad_scaler(self.device, self.precision)
-        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=s.epochs)
+        self.scheduler = lr_schedule(self.optimizer, s)
         self.epoch = 0
 
     # ------------------------------------------------------------------ hooks

@@ -7,11 +7,12 @@ architectures is scored with inherited weights: ``val_acc`` is their mean accura
 ``rank_stability`` the Kendall tau of their ranking against the previous epoch's, a quick
 signal of whether the supernet's ranking has settled.
 
-The 14 knobs (``SupernetSettings``; ``bench/supernet_ranking.py`` measures each, the
+The knobs (``SupernetSettings``; ``bench/supernet_ranking.py`` measures each, the
 results are in ``docs/supernet.md``): ``bn_mode``, ``bn_affine``, ``lr``, ``epochs``, ``batch_size``,
 ``weight_decay``, ``grad_clip``, ``warmup_epochs``, ``sampling``, ``path_dropout``,
 ``build["C"]`` (channels), ``build["N"]`` / ``build["layers"]`` (cells), ``data_portion``
-and ``eval_mode``.
+and ``eval_mode``.  With ``subnet_search`` the last step also searches the sub-nets
+(``subnet_search.search_subnets``) and reports the best, so one trial is a whole one-shot search.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
 from raynas.trainables.settings import SAMPLINGS, SupernetSettings
+from raynas.trainables.subnet_search import search_subnets
 from raynas.trainables.supernet_net import build_supernet, use_batch_statistics
 from search_spaces import SearchSpace, as_space
 from search_spaces.base import check_choice
@@ -47,6 +49,7 @@ class PathSampler:
     ``"fair"`` (FairNAS' strict fairness) shuffles the op list of every edge once per group
     of ``len(space.ops)`` steps and takes the t-th op of each shuffle at step t, so each op
     of each edge trains exactly once per group; DARTS node inputs stay uniform.
+    ``"strict_fair"`` yields a whole fair group (a tuple of paths) each step.
     """
 
     def __init__(self, space: SearchSpace, mode: str, seed: int):
@@ -58,6 +61,8 @@ class PathSampler:
     def __next__(self) -> Hashable:
         if self.mode == "uniform":
             return self.space.sample(self.rng).spec
+        if self.mode == "strict_fair":
+            return tuple(self._fair_group())
         if not self.queue:
             self.queue = self._fair_group()
         return self.queue.pop(0)
@@ -205,7 +210,20 @@ class SupernetTrainable(ReconfigurableTrainable):
         if self.probes:
             result |= self._probe()
         result["done"] = self.epoch >= self.settings.epochs
+        if result["done"] and self.settings.subnet_search != "none":
+            result |= self._search_subnets()
         return result
+
+    def _search_subnets(self) -> dict[str, Any]:
+        """The best sub-net by inherited validation accuracy, in this trial's process (no
+        nested Ray tasks competing with the trials for CPUs)."""
+        s, start = self.settings, time.perf_counter()
+
+        def score(texts: list[str]) -> list[float]:
+            return [evaluate_path(self.model, self.space.parse(t).spec, self.data, s) for t in texts]
+
+        [(arch, acc)] = search_subnets(self.space, score, s.subnet_search, s.subnet_samples, 1, s.seed)
+        return {"best_arch": str(arch), "best_arch_acc": acc, "search_time_s": time.perf_counter() - start}
 
     def _probe(self) -> dict[str, float]:
         start = time.perf_counter()
@@ -227,7 +245,9 @@ class SupernetTrainable(ReconfigurableTrainable):
 
         def batch_loss(batch: tuple[tuple[torch.Tensor, torch.Tensor], Hashable]) -> tuple[torch.Tensor, int]:
             (x, y), path = batch
-            return nn.functional.cross_entropy(self.model(x, path, s.path_dropout), y), len(y)
+            paths = path if s.sampling == "strict_fair" else (path,)  # strict: a group, gradients summed
+            loss = sum(nn.functional.cross_entropy(self.model(x, p, s.path_dropout), y) for p in paths)
+            return loss, len(y)  # type: ignore[return-value]
 
         def where(batch: int | None) -> str:
             at = f"epoch {self.epoch + 1}" + (f", batch {batch}" if batch is not None else "")

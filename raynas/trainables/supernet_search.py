@@ -17,12 +17,9 @@ from raynas.arch import Arch
 from raynas.data import ImageDataset
 from raynas.devices import trial_device
 from raynas.parallel import use_allotted_threads
+from raynas.trainables.subnet_search import Scored, top_scored, evolve
 from raynas.trainables.supernet import evaluate_path, load_supernet
 from search_spaces import SearchSpace, as_space
-from searchers.base import FINISHED
-from searchers.evolution import RegularizedEvolution
-
-Scored = tuple[Arch, float]
 
 
 def score_texts(state: Mapping[str, Any], texts: Sequence[str], data: ImageDataset, split: str = "valid") -> list[float]:
@@ -80,10 +77,6 @@ def score_archs(
     return [score for chunk in ray.get(futures) for score in chunk]
 
 
-def _top(scored: Mapping[Arch, float], top_k: int) -> list[Scored]:
-    return sorted(scored.items(), key=lambda item: -item[1])[:top_k]
-
-
 def random_search(
     supernet_state: Mapping[str, Any],
     data: ImageDataset,
@@ -96,7 +89,7 @@ def random_search(
     bulk Ray map; the ``top_k`` best as ``(arch, accuracy)``, best first."""
     space = as_space(supernet_state["settings"]["space"])
     archs = space.sample_unique(num_samples, seed)
-    return _top(dict(zip(archs, score_archs(supernet_state, archs, data, split))), top_k)
+    return top_scored(dict(zip(archs, score_archs(supernet_state, archs, data, split))), top_k)
 
 
 def evolution_search(
@@ -115,27 +108,15 @@ def evolution_search(
 
     Stops after ``num_samples`` distinct architectures; returns the ``top_k`` best seen, best first.
     """
-    if batch_size < 1 or num_samples < population_size:
-        raise ValueError(f"need batch_size >= 1 and num_samples >= population_size, got {batch_size} and {num_samples}")
     space = as_space(supernet_state["settings"]["space"])
-    searcher = RegularizedEvolution(space, "val_acc", "max", seed, population_size, sample_size)
-    state_ref, data_ref = ray.put(supernet_state), ray.put(data)
-    seen: dict[Arch, float] = {}
-    while len(seen) < num_samples:
-        trials: dict[str, Arch] = {}
-        for _ in range(min(batch_size, num_samples - len(seen))):
-            trial_id = str(len(seen) + len(trials))
-            config = searcher.suggest(trial_id)
-            if config is None or config == FINISHED:
-                break
-            trials[trial_id] = space.decode(config)
-        if not trials:
-            break
-        scores = score_archs(state_ref, [str(a) for a in trials.values()], data_ref, split)
-        for (trial_id, arch), score in zip(trials.items(), scores):
-            searcher.on_trial_complete(trial_id, {"val_acc": score})
-            seen[arch] = score
-    return _top(seen, top_k)
+    refs: list[ray.ObjectRef] = []  # put once, on the first batch (bad arguments fail before)
+
+    def score(texts: list[str]) -> list[float]:
+        if not refs:
+            refs.extend((ray.put(supernet_state), ray.put(data)))
+        return score_archs(refs[0], texts, refs[1], split)
+
+    return top_scored(evolve(space, score, num_samples, population_size, sample_size, batch_size, seed), top_k)
 
 
 def kendall_tau(predicted: Sequence[float], truth: Sequence[float]) -> float:
@@ -149,6 +130,14 @@ def sparse_kendall_tau(predicted: Sequence[float], truth: Sequence[float], decim
     """Kendall's tau after rounding accuracies (percent) to ``decimals`` places, so scores
     within 0.01 percentage points tie (Yu et al., 2020)."""
     return kendall_tau(np.round(predicted, decimals), np.round(truth, decimals))
+
+
+def truth_binned_kendall_tau(predicted: Sequence[float], truth: Sequence[float], bin_size: float = 1e-4) -> float:
+    """Sparse Kendall tau as the study's official code computes it: only the ground truth
+    (accuracy in percent, binned as a fraction at ``bin_size``) is binned, so near-equal true
+    accuracies tie; the supernet's scores are left as they are (the benchmark-table protocol)."""
+    bins = np.floor(np.round(np.asarray(truth, dtype=float) / 100.0 / bin_size, 6))  # 0.9 / 1e-4 is not 8999.99
+    return kendall_tau(predicted, bins)
 
 
 def top_k_overlap(predicted: Sequence[float], truth: Sequence[float], k: int) -> float:

@@ -1,0 +1,134 @@
+"""Mixed-op (continuous) forward passes over the weight-sharing supernets, for differentiable search.
+
+DARTS relaxes the choice of an op on every edge to a weighted sum of all candidate ops; GDAS
+runs only the sampled op of every edge, multiplied by its (straight-through) one-hot weight.
+:class:`MixedOpNetwork` runs either over the NB201 / DARTS supernets of
+:mod:`raynas.trainables.supernet_net` (the same op modules, the same skeleton), so a
+derived cell is a path of that supernet and an ordinary :class:`~raynas.arch.Arch` of the space.
+
+Edge weights are one ``(edges, ops)`` matrix per cell type, rows in the space's edge order:
+
+* NB201: one matrix of 6 x 5 (edges 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2; ops ``NB201_OPS``).
+* DARTS: a normal and a reduce matrix of 14 x 7: node k (0..3) takes every input i < k + 2,
+  rows ``(k=0, i=0), (0, 1), (1, 0), ...``; ops ``DARTS_OPS`` (no ``none`` op, as in NB301).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from raynas.arch import Arch
+from raynas.trainables.supernet_net import NB201SuperCell, build_supernet
+from search_spaces import SearchSpace
+from search_spaces.vocabulary import DARTS_OPS, NB201_EDGES, NB201_OPS
+
+#: (edge, input) rows of a DARTS cell's weight matrix
+DARTS_EDGES: tuple[tuple[int, int], ...] = tuple((k, i) for k in range(4) for i in range(k + 2))
+#: the op that the skip-connection collapse of DARTS favours
+SKIP = "skip_connect"
+
+
+def weight_shapes(space: str) -> list[tuple[int, int]]:
+    """The ``(edges, ops)`` shape of each cell type's weight matrix."""
+    if space == "nb201":
+        return [(len(NB201_EDGES), len(NB201_OPS))]
+    if space == "darts":
+        return [(len(DARTS_EDGES), len(DARTS_OPS))] * 2
+    raise ValueError(f"no differentiable search over space {space!r}; allowed spaces are ['nb201', 'darts']")
+
+
+def mixed_edge(ops: nn.ModuleDict, names: Sequence[str], x: torch.Tensor, w: torch.Tensor, active: int | None) -> torch.Tensor:
+    """``sum_o w[o] * op_o(x)`` over every op (``active`` None), or ``w[active] * op(x)`` only (GDAS)."""
+    if active is not None:
+        return w[active] * ops[names[active]](x)
+    out = w[0] * ops[names[0]](x)
+    for o in range(1, len(names)):
+        out = out + w[o] * ops[names[o]](x)
+    return out
+
+
+class MixedOpNetwork(nn.Module):
+    """The supernet of ``space`` run with continuous edge weights.
+
+    ``forward(x, weights, active=None)``: ``weights`` holds one matrix per cell type (see the
+    module docstring); ``active`` (GDAS) one index tensor per matrix, the op each edge runs.
+    :attr:`supernet` is the plain supernet, whose ``forward(x, path)`` runs one sub-network.
+    """
+
+    def __init__(self, space: str, num_classes: int, in_shape: tuple[int, int, int], build: dict[str, Any], affine: bool):
+        super().__init__()
+        self.space = space
+        weight_shapes(space)  # the space has a relaxation
+        self.supernet = build_supernet(space, num_classes, in_shape, build, affine)
+
+    def forward(self, x: torch.Tensor, weights: Sequence[torch.Tensor], active: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        picks = None if active is None else [a.tolist() for a in active]
+        if self.space == "nb201":
+            return self._nb201(x, weights[0], None if picks is None else picks[0])
+        return self._darts(x, weights, picks)
+
+    def _nb201(self, x: torch.Tensor, w: torch.Tensor, pick: list[int] | None) -> torch.Tensor:
+        net = self.supernet
+        x = net.stem(x)
+        for block in net.cells:
+            if not isinstance(block, NB201SuperCell):
+                x = block(x)
+                continue
+            nodes = [x]
+            for j in range(1, 4):  # node j sums its edges in the stand-alone cell's order
+                total = None
+                for e, (to, source) in enumerate(NB201_EDGES):
+                    if to == j:
+                        h = mixed_edge(block.edges[e], NB201_OPS, nodes[source], w[e], None if pick is None else pick[e])
+                        total = h if total is None else total + h
+                nodes.append(total)
+            x = nodes[3]
+        x = net.lastact(x)
+        return net.classifier(torch.flatten(net.global_pooling(x), 1))
+
+    def _darts(self, x: torch.Tensor, weights: Sequence[torch.Tensor], picks: list[list[int]] | None) -> torch.Tensor:
+        net = self.supernet
+        s0 = s1 = net.stem(x)
+        for cell in net.cells:
+            c = 1 if cell.reduction else 0
+            w, pick = weights[c], None if picks is None else picks[c]
+            states = [cell.preprocess0(s0), cell.preprocess1(s1)]
+            for k in range(4):
+                total = None
+                for e, (node, i) in enumerate(DARTS_EDGES):
+                    if node == k:
+                        h = mixed_edge(cell.edges[f"{k}_{i}"], DARTS_OPS, states[i], w[e], None if pick is None else pick[e])
+                        total = h if total is None else total + h
+                states.append(total)
+            s0, s1 = s1, torch.cat(states[2:], dim=1)
+        return net.classifier(torch.flatten(net.global_pooling(s1), 1))
+
+
+def derive(space: SearchSpace, probs: Sequence[torch.Tensor]) -> Arch:
+    """The discrete architecture of edge probabilities ``probs`` (one matrix per cell type).
+
+    NB201: the most likely op of each edge (``none`` included, as NB201's DARTS baselines do).
+    DARTS: each node keeps its two inputs whose best op is most likely, with that op (DARTS'
+    ``genotype()``; the NB301 op set has no ``none`` to exclude).
+    """
+    if space.name == "nb201":
+        return space.make(tuple(NB201_OPS[o] for o in probs[0].argmax(1).tolist()))
+    cells = []
+    for p in probs:
+        strength, best = p.max(1)
+        cell: list[tuple[str, int]] = []
+        for k in range(4):
+            rows = [e for e, (node, _) in enumerate(DARTS_EDGES) if node == k]
+            top = sorted(sorted(rows, key=lambda e: -float(strength[e]))[:2], key=lambda e: DARTS_EDGES[e][1])
+            cell.extend((DARTS_OPS[int(best[e])], DARTS_EDGES[e][1]) for e in top)
+        cells.append(tuple(cell))
+    return space.make(tuple(cells))
+
+
+def skip_count(arch: Arch) -> int:
+    """Skip-connections of the searched cell (DARTS: the normal cell), the collapse signal."""
+    if arch.space == "nb201":
+        return sum(op == SKIP for op in arch.spec)
+    return sum(op == SKIP for op, _ in arch.spec[0])
