@@ -102,6 +102,32 @@ def check_cells(space: str, spec: Spec, ops: Sequence[str], num_nodes: int) -> N
                 )
 
 
+def genotype_graph(spec: Spec, num_nodes: int, concat: Sequence[int]) -> nx.DiGraph:
+    """Both cells of a genotype in one DAG (node attribute ``cell``), vertices in topological
+    order: per cell two ``input`` vertices, one per op, a ``sum`` per node and an ``output``
+    fed by the states ``concat`` (indices among inputs then node sums)."""
+    graph = nx.DiGraph()
+    for name, cell in zip(CELLS, spec):
+        base = graph.number_of_nodes()
+        state = [base, base + 1]  # vertex of each cell state: inputs, then node sums
+        graph.add_nodes_from(((v, {"op": "input", "cell": name}) for v in state))
+        for k in range(num_nodes):
+            op_vertices = []
+            for op, i in cell[2 * k : 2 * k + 2]:
+                v = graph.number_of_nodes()
+                graph.add_node(v, op=op, cell=name)
+                graph.add_edge(state[i], v)
+                op_vertices.append(v)
+            total = graph.number_of_nodes()
+            graph.add_node(total, op="sum", cell=name)
+            graph.add_edges_from((v, total) for v in op_vertices)
+            state.append(total)
+        out = graph.number_of_nodes()
+        graph.add_node(out, op="output", cell=name)
+        graph.add_edges_from((state[s], out) for s in concat)
+    return graph
+
+
 def allowed_pairs(node: int) -> list[str]:
     """Values of ``{cell}_inputs_{node}``: node ``node``'s unordered input pairs as ``"i_j"``, i < j."""
     return [f"{i}_{j}" for i, j in itertools.combinations(range(node + 2), 2)]
@@ -329,23 +355,4 @@ class DartsSpace(SearchSpace):
         """Both cells in one DAG (two disjoint parts, node attribute ``cell``): per cell two
         ``input`` vertices, one vertex per op, a ``sum`` vertex per node and an ``output``
         (concat) vertex fed by all four sums.  Vertices are numbered in topological order."""
-        graph = nx.DiGraph()
-        for name, cell in zip(CELLS, self._own(arch).spec):
-            base = graph.number_of_nodes()
-            state = [base, base + 1]  # vertex of each cell state: inputs, then node sums
-            graph.add_nodes_from(((v, {"op": "input", "cell": name}) for v in state))
-            for k in range(NUM_NODES):
-                op_vertices = []
-                for op, i in cell[2 * k : 2 * k + 2]:
-                    v = graph.number_of_nodes()
-                    graph.add_node(v, op=op, cell=name)
-                    graph.add_edge(state[i], v)
-                    op_vertices.append(v)
-                total = graph.number_of_nodes()
-                graph.add_node(total, op="sum", cell=name)
-                graph.add_edges_from((v, total) for v in op_vertices)
-                state.append(total)
-            out = graph.number_of_nodes()
-            graph.add_node(out, op="output", cell=name)
-            graph.add_edges_from((s, out) for s in state[2:])
-        return graph
+        return genotype_graph(self._own(arch).spec, NUM_NODES, range(2, NUM_NODES + 2))

@@ -31,7 +31,7 @@ import networkx as nx
 
 from raynas.arch import Arch
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
-from search_spaces.darts import _PAIR, _PAIR_LIST, CELLS, CellSpec, Spec, allowed_inputs, check_cells
+from search_spaces.darts import _PAIR, _PAIR_LIST, CELLS, CellSpec, Spec, allowed_inputs, check_cells, genotype_graph
 from search_spaces.registry import register_space
 from search_spaces.vocabulary import DARTS_OPS
 
@@ -188,23 +188,4 @@ class DartsCsnasSpace(SearchSpace):
     def cell_graph(self, arch: Arch) -> nx.DiGraph:
         """Both cells in one DAG (node attribute ``cell``), as ``darts``'s, with 5 ``sum``
         vertices per cell and the ``output`` vertex fed by the last four."""
-        graph = nx.DiGraph()
-        for name, cell in zip(CELLS, self._own(arch).spec):
-            base = graph.number_of_nodes()
-            state = [base, base + 1]
-            graph.add_nodes_from(((v, {"op": "input", "cell": name}) for v in state))
-            for k in range(NUM_NODES):
-                total_inputs = []
-                for op, i in cell[2 * k : 2 * k + 2]:
-                    v = graph.number_of_nodes()
-                    graph.add_node(v, op=op, cell=name)
-                    graph.add_edge(state[i], v)
-                    total_inputs.append(v)
-                total = graph.number_of_nodes()
-                graph.add_node(total, op="sum", cell=name)
-                graph.add_edges_from((v, total) for v in total_inputs)
-                state.append(total)
-            out = graph.number_of_nodes()
-            graph.add_node(out, op="output", cell=name)
-            graph.add_edges_from((state[s], out) for s in CONCAT)
-        return graph
+        return genotype_graph(self._own(arch).spec, NUM_NODES, CONCAT)
