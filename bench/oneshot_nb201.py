@@ -12,7 +12,8 @@ count; wall time on an idle machine is about the same); the cell it returns is s
   takes about 100x fewer steps than DARTS' CIFAR-10 search); everything else is the default.
 * ``darts+``: the same DARTS run stopped the first epoch its cell holds >= 2 skip-connections
   (``skip_stop=2``), read from the DARTS run's per-epoch cells (its compute: up to that epoch).
-  (Second-order DARTS, ``order=2``, costs about 3x an epoch of first-order and is not run here.)
+* ``darts2``: second-order DARTS (``order=2``, the unrolled architecture gradient), its
+  epochs fitted to the same budget (each costs about 3x a first-order epoch).
 * ``supernet + random``: ``SupernetTrainable`` (its default recipe) for 70% of the budget, then
   random cells scored by inherited validation accuracy (BN re-calibrated) until the budget ends.
 * ``REA stand-alone``: regularized evolution, each cell trained from scratch (``epochs`` of the
@@ -49,7 +50,9 @@ BUILD = {"C": 8, "N": 1}
 DATASET = "digits"
 STANDALONE_EPOCHS = 4
 SUPERNET_SHARE = 0.7
-METHODS = ("darts", "gdas", "drnas", "supernet", "rea")
+METHODS = ("darts", "darts2", "gdas", "drnas", "supernet", "rea")
+DIFFERENTIABLE = {"darts": {"method": "darts"}, "darts2": {"method": "darts", "order": 2}, "gdas": {"method": "gdas"},
+                  "drnas": {"method": "drnas"}}  # fmt: skip
 TABLE = Path(os.environ.get("RAYNAS_BENCHMARKS", Path(__file__).resolve().parents[2] / "shared" / "benchmarks")) / "nb201_all.parquet"
 
 
@@ -69,7 +72,7 @@ def epochs_for(make: Callable[[int], Any], budget_s: float) -> int:
 
 def differentiable(method: str, seed: int, epochs: int, arch_lr: float, warmup: float) -> dict[str, Any]:
     start = time.process_time()
-    trainable = DifferentiableTrainable(config={"dataset": DATASET, "build": BUILD, "method": method, "epochs": epochs,
+    trainable = DifferentiableTrainable(config={"dataset": DATASET, "build": BUILD, **DIFFERENTIABLE[method], "epochs": epochs,
                                                 "seed": seed, "arch_lr": arch_lr,
                                                 "arch_warmup": int(warmup * epochs)})  # fmt: skip
     history = []
@@ -140,20 +143,20 @@ def main() -> None:
     budget = args.budget_s
 
     def diff_maker(method: str) -> Callable[[int], Any]:
-        return lambda e: DifferentiableTrainable(config={"dataset": DATASET, "build": BUILD, "method": method,
+        return lambda e: DifferentiableTrainable(config={"dataset": DATASET, "build": BUILD, **DIFFERENTIABLE[method],
                                                          "epochs": e, "seed": 99})  # fmt: skip
 
     methods = [m.strip() for m in args.methods.split(",")]
     if unknown := sorted(set(methods) - set(METHODS)):
         parser.error(f"unknown methods {unknown}; choose from {METHODS}")
-    epochs = {m: epochs_for(diff_maker(m), budget) for m in ("darts", "gdas", "drnas") if m in methods}
+    epochs = {m: epochs_for(diff_maker(m), budget) for m in DIFFERENTIABLE if m in methods}
     if "supernet" in methods:
         epochs["supernet"] = epochs_for(lambda e: SupernetTrainable(config={"dataset": DATASET, "build": BUILD,
                                     "probe_archs": 0, "epochs": e, "seed": 99}), SUPERNET_SHARE * budget)  # fmt: skip
     print(f"budget {budget:.0f} CPU s per run; epochs that fit: {epochs}")
     runs: dict[str, list[dict[str, Any]]] = {}
     for seed in range(args.seeds):
-        for method in [m for m in ("darts", "gdas", "drnas") if m in methods]:
+        for method in [m for m in DIFFERENTIABLE if m in methods]:
             run = differentiable(method, seed, epochs[method], args.arch_lr, args.arch_warmup)
             runs.setdefault(method, []).append(run)
             if method == "darts":

@@ -26,9 +26,9 @@ a run cut short continues where it stopped.
 
 **Search.**  TPE over ``--space`` through :func:`raynas.experiment.run_search` (first seed):
 label-free (``ssl_loss``, min, the label-free trainer without its kNN probe) for ``--budget``
-trials, then supervised (``val_acc``, max) at equal wall time: as many trials as the
-label-free search's wall time buys at the supervised recipe's measured time per training
-(from the ranking part).  Printed: wall time, labels read during the search, and the
+trials, then supervised (``val_acc``, max) at equal wall time, enforced: the supervised search
+runs under Tune's ``time_budget_s`` set to the label-free search's wall time (a trial the
+budget stops keeps its last epoch).  Printed: wall time, labels read during the search, and the
 supervised accuracy of each search's pick after retraining it with the supervised recipe
 (``--retrain-epochs``).
 """
@@ -57,7 +57,7 @@ def options() -> argparse.Namespace:
     p.add_argument("--num-archs", type=int, default=30, help="architectures to rank")
     p.add_argument("--ssl-epochs", type=int, default=10, help="label-free epochs (the published 10)")
     p.add_argument("--ssl-portion", type=float, default=0.5, help="fraction of the train images seen label-free")
-    p.add_argument("--ssl-method", default="simclr", choices=("simclr", "nce"))
+    p.add_argument("--ssl-method", default="simclr", choices=("simclr", "nce", "pirl"))
     p.add_argument("--sup-epochs", type=int, default=10, help="supervised stand-alone epochs (the truth)")
     p.add_argument("--C", type=int, default=8, help="DARTS network width")
     p.add_argument("--layers", type=int, default=5, help="DARTS cells")
@@ -150,8 +150,8 @@ def rho(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def ranking(args: argparse.Namespace, cache: Cache) -> float:
-    """The ranking tables; returns the mean supervised/label-free training-time ratio (for the search)."""
+def ranking(args: argparse.Namespace, cache: Cache) -> None:
+    """The ranking tables and the mean training time of each recipe."""
     seeds = [int(s) for s in args.seeds.split(",")]
     archs = [str(a) for a in SPACE.sample_unique(args.num_archs, args.seed)]
     print(f"ranking: {len(archs)} {SPACE.name} architectures x {len(seeds)} seeds, "
@@ -195,41 +195,38 @@ def ranking(args: argparse.Namespace, cache: Cache) -> float:
         print(f"| {name}{mark} | {labels[name]} | {cells[0]} | {cells[1]} |")
     ssl_s, sup_s = np.mean(times, axis=0)
     print(f"\nmean training time per architecture: label-free {ssl_s:.1f} s, supervised {sup_s:.1f} s")
-    return float(sup_s / ssl_s)
 
 
-def timed_search(args: argparse.Namespace, folder: str, trainable: str, recipe: dict[str, Any], budget: int) -> tuple[Any, float]:
+def timed_search(
+    args: argparse.Namespace, folder: str, trainable: str, recipe: dict[str, Any], budget: int, seconds: float | None = None
+) -> tuple[Any, float]:
     trainer = {k: v for k, v in recipe.items() if k not in ("epochs", "dataset", "seed")}
     start = time.perf_counter()
     outcome = run_search(SearchSettings(
         space=SPACE.name, searcher="tpe", trainable=trainable, dataset=args.dataset,
-        num_samples=budget, max_concurrent=args.cpus, epochs=recipe["epochs"], seed=args.seed,
+        num_samples=budget, max_concurrent=args.cpus, epochs=recipe["epochs"], seed=args.seed, time_budget_s=seconds,
         storage=folder, name=trainable, trainer_options=trainer,
         searcher_options={"num_initial": min(args.startup, budget)},
     ))  # fmt: skip
     return outcome, time.perf_counter() - start
 
 
-def search(args: argparse.Namespace, cache: Cache, time_ratio: float) -> None:
-    """Label-free TPE for ``--budget`` trials, supervised TPE for the trials that fit in the same wall time."""
+def search(args: argparse.Namespace, cache: Cache) -> None:
+    """Label-free TPE for ``--budget`` trials, then supervised TPE for the same wall time."""
     ssl, sup = recipes(args)
     retrain = {**sup, "epochs": args.retrain_epochs or args.sup_epochs}
     data = load_dataset(args.dataset)
-    sup_budget = max(1, int(round(args.budget / time_ratio)))
     rows: list[tuple[str, str, Any, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         no_probe = {k: v for k, v in ssl.items() if k != "knn_probe"}  # the probe reads labels
-        for label, trainable, recipe, labels, budget in (
-            ("label-free (ssl_loss, min)", "selfsup", no_probe, "0", args.budget),
-            ("supervised (val_acc, max)", "standalone", sup, f"{data.size('train') + data.size('valid')} (train + valid)",
-             sup_budget),
-        ):  # fmt: skip
-            outcome, wall = timed_search(args, folder, trainable, recipe, budget)
-            rows.append((label, labels, outcome, wall))
+        outcome, label_free_s = timed_search(args, folder, "selfsup", no_probe, args.budget)
+        rows.append(("label-free (ssl_loss, min)", "0", outcome, label_free_s))
+        outcome, wall = timed_search(args, folder, "standalone", sup, 10 * args.budget, seconds=label_free_s)
+        rows.append(("supervised (val_acc, max)", f"{data.size('train') + data.size('valid')} (train + valid)", outcome, wall))
     picks = [str(SPACE.parse(outcome.best_arch)) for _, _, outcome, _ in rows]
     cache.fill([("sup", arch, retrain) for arch in picks])
-    print(f"\n## TPE over {SPACE.name} at equal wall time ({args.budget} label-free trials; supervised trials: "
-          f"{args.budget} x label-free/supervised time per training = {sup_budget}), {args.startup} random start-up, "
+    print(f"\n## TPE over {SPACE.name} at equal wall time ({args.budget} label-free trials; the supervised search "
+          f"under a time budget of the label-free one's {rows[0][3]:.0f} s), {args.startup} random start-up, "
           f"{args.cpus} concurrent, {args.dataset}; picks retrained {retrain['epochs']} ep\n")  # fmt: skip
     print("| search | labels read | wall time (s) | trials | pick's retrained val_acc | pick's test_acc | pick |")
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
@@ -246,9 +243,9 @@ def main() -> None:
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
     cache = Cache(args.cache)
     start = time.perf_counter()
-    ratio = ranking(args, cache)
+    ranking(args, cache)
     if args.budget > 0:
-        search(args, cache, ratio)
+        search(args, cache)
     print(f"\ntotal wall time {time.perf_counter() - start:.0f} s")
 
 

@@ -1,8 +1,8 @@
 """How far can a weight-sharing supernet's ranking be trusted, and which heuristics matter?
 
 A fixed sample of NB201 architectures is trained stand-alone (``StandaloneTrainable``, its
-own recipe) on digits; a supernet of the same shape is trained with a recipe of the 14
-knobs and scores every architecture with inherited weights.  Stages (each resumable: every
+own recipe) on digits; a supernet of the same shape is trained with a recipe of the
+``SupernetSettings`` knobs and scores every architecture with inherited weights.  Stages (each resumable: every
 result is cached under ``--cache``, so a stage cut short by ``--budget-s`` continues where
 it stopped when run again):
 
@@ -102,6 +102,19 @@ ROUNDS: dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]] = {
         ("warmup_epochs=5", {"warmup_epochs": 5}),
         ("sampling=fair", {"sampling": "fair"}),
         ("eval_mode=minibatch", {"eval_mode": "minibatch"}),
+        ("sampling=strict_fair", {"sampling": "strict_fair"}),
+        ("bn_sharing=shared", {"bn_sharing": "shared"}),
+        ("dropout=0.1", {"dropout": 0.1}),
+        ("dropout=0.3", {"dropout": 0.3}),
+        ("soft_warmup_epochs=10", {"soft_warmup_epochs": 10}),
+    ]),
+    "3": (BEST, [
+        ("best recipe", {}),
+        ("strict_fair, epochs=12 (the best recipe's compute)", {"sampling": "strict_fair", "epochs": 12}),
+        ("C=16 (wider than the stand-alone C=8)", {"build": {**BUILD, "C": 16}}),
+        ("bn_recal_batches=16", {"bn_recal_batches": 16}),
+        ("strict_fair + bn_recal_batches=16", {"sampling": "strict_fair", "bn_recal_batches": 16}),
+        ("strict_fair, epochs=30", {"sampling": "strict_fair", "epochs": 30}),
     ]),
 }
 EVAL_KEYS = ("bn_mode", "bn_recal_batches", "eval_mode")

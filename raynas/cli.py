@@ -123,6 +123,8 @@ def _configure_search(parser: argparse.ArgumentParser) -> None:
                         "(ax searches all of them, other searchers the first); prints and writes the Pareto front")  # fmt: skip
     parser.add_argument("--num-samples", type=int, help=f"trials to run (default {d.num_samples})")
     parser.add_argument("--max-concurrent", type=int, default=d.max_concurrent, help="trials running at once")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop the search after this long: no new "
+                        "trial starts and running ones stop, each keeping what it reported (default: no limit)")  # fmt: skip
     parser.add_argument("--cpus-per-trial", type=float, default=d.cpus_per_trial, help="CPUs each trial asks Ray for "
                         "(its torch threads)")  # fmt: skip
     parser.add_argument("--gpus-per-trial", type=float, default=d.gpus_per_trial, help="GPUs each trial asks Ray for; "
@@ -198,6 +200,7 @@ def _run_search(args: argparse.Namespace) -> int:
         metric=args.metric,
         mode=args.mode,
         max_concurrent=args.max_concurrent,
+        time_budget_s=args.time_budget,
         cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial,
         seed=args.seed,
@@ -213,6 +216,9 @@ def _run_search(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     outcome = run_search(settings, resume=args.resume)
     print(f"\n{outcome.num_trials} trials in {time.perf_counter() - start:.0f} s")
+    if settings.time_budget_s is not None and outcome.num_trials < settings.num_samples:
+        print(f"the time budget ({settings.time_budget_s:g} s) stopped the search after {outcome.num_trials} of "
+              f"{settings.num_samples} trials; a trial it stopped keeps its last epoch's results")  # fmt: skip
     if outcome.num_errors:
         print(f"{outcome.num_errors} of them failed; the first: {outcome.first_error}")
     print(f"best architecture  {outcome.best_arch}")

@@ -52,6 +52,7 @@ class SearchSettings:
     mode: str | None = None  # None: the mode the trainable declares for the metric
     num_samples: int = 16
     max_concurrent: int = 2
+    time_budget_s: float | None = None  # stop starting and running trials after this long (Tune's time_budget_s)
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0  # fractions share a GPU: 0.5 runs two trials on each
     epochs: int = 4
@@ -90,6 +91,8 @@ class SearchSettings:
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1 or self.max_concurrent < 1:
             raise ValueError("num_samples and max_concurrent must be >= 1")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be > 0 seconds (or None: no limit), got {self.time_budget_s}")
         if not self.checkpoint_every_s >= 0:
             raise ValueError(f"checkpoint_every_s must be >= 0 (0: every epoch), got {self.checkpoint_every_s}")
         if self.max_failures < -1:
@@ -379,6 +382,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
                     mode=settings.mode,
                     num_samples=settings.num_samples - (earlier.num_rows if earlier else 0) if searcher is not None else 1,
                     max_concurrent_trials=settings.max_concurrent,
+                    time_budget_s=settings.time_budget_s,
                     reuse_actors=True,
                 ),
                 run_config=tune.RunConfig(
@@ -396,7 +400,10 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         with _tune_output(settings.verbose):
             results = tuner.fit()
         try:
-            outcome = summarise(results, settings.metric, settings.mode, settings.objectives, earlier)
+            silence = None if settings.time_budget_s is None else (
+                f"the time budget ({settings.time_budget_s:g} s) ran out before any trial reported {settings.metric!r}"
+            )  # fmt: skip
+            outcome = summarise(results, settings.metric, settings.mode, settings.objectives, earlier, silence)
         except OSError as err:  # Tune logs its own failed writes and goes on; the tables cannot
             kept = f"; {live.path} holds the {live.rows} trials finished by its last write" if live is not None and live.rows else ""
             raise StorageFailed(f"could not write the results to {results.experiment_path}: {err} ({len(results)} "
@@ -437,19 +444,24 @@ def _tune_output(verbose: bool) -> Iterator[None]:
 
 
 def summarise(
-    results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None, earlier: pa.Table | None = None
+    results: Any, metric: str, mode: str, objectives: dict[str, str] | None = None, earlier: pa.Table | None = None,
+    silence: str | None = None,
 ) -> SearchOutcome:
     """Write ``trials.parquet`` and ``search_trajectory.png`` beside Tune's files; with
     several ``objectives`` also ``pareto.parquet`` and ``pareto_front.png``.  For storage at
     a URI they are written to :func:`local_folder` and copied up; the outcome names the
     local copies.  When no trial reported the metric, only the trials table is written and
     :class:`SearchFailed` says why the first trial failed.  ``earlier``: the trials of a run
-    this one continued, first in the table."""
-    return summarise_table(with_earlier(trials_table(results), earlier), results.experiment_path, metric, mode, objectives)
+    this one continued, first in the table.  ``silence``: why no trial may have reported without
+    an error (a time budget), said instead of the bare fact."""
+    return summarise_table(
+        with_earlier(trials_table(results), earlier), results.experiment_path, metric, mode, objectives, silence
+    )
 
 
 def summarise_table(
-    table: pa.Table, experiment_path: str, metric: str, mode: str, objectives: dict[str, str] | None = None
+    table: pa.Table, experiment_path: str, metric: str, mode: str, objectives: dict[str, str] | None = None,
+    silence: str | None = None,
 ) -> SearchOutcome:
     """:func:`summarise` of a trials table (that of a finished run, or one continued)."""
     experiment_dir = local_folder(experiment_path)
@@ -461,7 +473,7 @@ def summarise_table(
     if not finite:
         if storage.is_uri(experiment_path):
             storage.upload([trials_path], experiment_path)
-        cause = errors[0] if errors else f"no trial reported {metric!r}"
+        cause = errors[0] if errors else silence or f"no trial reported {metric!r}"
         raise SearchFailed(f"all {table.num_rows} trials failed; the first: {cause} (trials table: {trials_path})")
     plot_path = plot_trajectory(values, metric, mode, experiment_dir / "search_trajectory.png")
     best_arch, best_metrics = None, {}

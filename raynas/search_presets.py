@@ -53,19 +53,19 @@ SEARCH_PRESETS: dict[str, SearchPreset] = {
     ),  # fmt: skip
     # Nguyen & Chang 2021 (CSNAS), as its search/search.py runs it: TPE for 120 evaluations over the
     # 5-node cell space, each cell (C=32, 8 cells) trained label-free for 10 epochs with SGD 1e-3 /
-    # momentum 0.9 at a constant rate, batch 256, memory-bank NCE (256-d, 2(B-1) = 510 negatives,
-    # temperature 0.07, bank weight 0.5).  Not reproduced: the jigsaw-patch branch (raynas's NCE
-    # contrasts two augmented views of the image instead)
+    # momentum 0.9 at a constant rate, batch 256, its image + patch NCE (ImagePatchNCE: 256-d,
+    # 2(B-1) = 510 negatives, temperature 0.07, bank weight 0.5, branch weight 0.5, 2 patch views)
     "csnas-paper": SearchPreset(
         "CSNAS (Nguyen & Chang 2021): TPE for 120 evaluations over darts-csnas, 10 label-free epochs of "
-        "memory-bank NCE (256-d, 510 negatives), SGD 1e-3 / momentum 0.9 constant, batch 256, C=32, 8 cells",
+        "image + patch NCE against a memory bank (256-d, 510 negatives, 2 patch views), SGD 1e-3 / momentum 0.9 "
+        "constant, batch 256, C=32, 8 cells",
         {
             "searcher": "tpe",
             "trainable": "selfsup",
             "epochs": 10,
             "num_samples": 120,
             "trainer_options": {
-                "ssl_method": "nce", "proj_dim": 256, "nce_negatives": 2 * (256 - 1), "batch_size": 256,
+                "ssl_method": "pirl", "proj_dim": 256, "nce_negatives": 2 * (256 - 1), "batch_size": 256,
                 "lr": 1e-3, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
                 "lr_schedule": "step", "lr_step": 10, "lr_gamma": 1.0, "build": {"C": 32, "layers": 8},
             },

@@ -392,3 +392,20 @@ class NagoSpace(SearchSpace):
             graph.add_edges_from((base + 1 + v, out) for v in range(len(dag)) if v not in readers)
         return graph
 
+
+
+@register_space("nago-randwire", tag="nago")
+class RandWireSpace(NagoSpace):
+    """``nago`` restricted to RandWire (:data:`RANDWIRE`), so the CLI names it: ``--space nago-randwire``.
+    Its architectures are ``nago`` architectures (same tag, text and networks)."""
+
+    def __init__(self, **options: Any):
+        super().__init__(**{"nodes": RANDWIRE, **options})
+
+
+@register_space("nago-darts-like", tag="nago")
+class DartsLikeSpace(NagoSpace):
+    """``nago`` restricted to the DARTS-like stack (:data:`DARTS_LIKE`): ``--space nago-darts-like``."""
+
+    def __init__(self, **options: Any):
+        super().__init__(**{"nodes": DARTS_LIKE, **options})

@@ -17,7 +17,7 @@ Convolutions have no bias, batch norm is affine with TF's decay 0.997 and epsilo
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -90,25 +90,47 @@ class NB101Cell(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, matrix, channels = self.n, self.matrix, self.channels
-        tensors = [x]
-        concat = []
-        for t in range(1, n - 1):
-            inputs = [tensors[s][:, : channels[t]] for s in range(1, t) if matrix[s][t]]
-            if matrix[0][t]:
-                inputs.append(self.projections[str(t)](x))
-            total = inputs[0]
-            for extra in inputs[1:]:
-                total = total + extra
-            tensors.append(self.vertex_ops[str(t)](total))
-            if matrix[t][n - 1]:
-                concat.append(tensors[t])
-        if not concat:
-            return self.projections[str(n - 1)](x)
-        out = concat[0] if len(concat) == 1 else torch.cat(concat, dim=1)
-        if matrix[0][n - 1]:
-            out = out + self.projections[str(n - 1)](x)
-        return out
+        return run_cell(x, self.matrix, self.channels, self._vertex, self._project)
+
+    def _vertex(self, t: int, h: torch.Tensor) -> torch.Tensor:
+        return self.vertex_ops[str(t)](h)
+
+    def _project(self, t: int, x: torch.Tensor) -> torch.Tensor:
+        return self.projections[str(t)](x)
+
+
+def run_cell(
+    x: torch.Tensor,
+    matrix: Matrix,
+    channels: Sequence[int],
+    vertex: Callable[[int, torch.Tensor], torch.Tensor],
+    project: Callable[[int, torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """The dataflow of a pruned cell, given how to run vertex ``t``'s op (``vertex(t, h)``)
+    and the projection of the cell input to vertex ``t``'s channels (``project(t, x)``).
+
+    One home for the summation and concatenation order, so the weight-sharing supernet
+    (which runs sliced ops through the same function) computes exactly what the stand-alone
+    cell computes."""
+    n = len(matrix)
+    tensors = [x]
+    concat = []
+    for t in range(1, n - 1):
+        inputs = [tensors[s][:, : channels[t]] for s in range(1, t) if matrix[s][t]]
+        if matrix[0][t]:
+            inputs.append(project(t, x))
+        total = inputs[0]
+        for extra in inputs[1:]:
+            total = total + extra
+        tensors.append(vertex(t, total))
+        if matrix[t][n - 1]:
+            concat.append(tensors[t])
+    if not concat:
+        return project(n - 1, x)
+    out = concat[0] if len(concat) == 1 else torch.cat(concat, dim=1)
+    if matrix[0][n - 1]:
+        out = out + project(n - 1, x)
+    return out
 
 
 class NB101Network(nn.Module):
@@ -133,11 +155,15 @@ class NB101Network(nn.Module):
                 layers.append(nn.MaxPool2d(2, stride=2, ceil_mode=True))
                 width *= 2
             for _ in range(num_modules_per_stack):
-                layers.append(NB101Cell(matrix, ops, channels, width))
+                layers.append(self.make_cell(matrix, ops, channels, width))
                 channels = width
         self.cells = nn.Sequential(*layers)
         self.classifier = nn.Linear(channels, num_classes)
         self.reset_parameters()
+
+    def make_cell(self, matrix: Matrix, ops: Sequence[str], in_channels: int, out_channels: int) -> nn.Module:
+        """One cell of a stack; the weight-sharing supernet overrides this hook."""
+        return NB101Cell(matrix, ops, in_channels, out_channels)
 
     def reset_parameters(self) -> None:
         """TF's initialisers: variance scaling (truncated normal, fan-in) for convs,

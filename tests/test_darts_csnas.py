@@ -66,7 +66,7 @@ def test_csnas_paper_preset_sets_the_published_search(monkeypatch):
     s = cli_search_settings(monkeypatch, "--space", "darts-csnas", "--preset", "csnas-paper")
     assert (s.searcher, s.trainable, s.epochs, s.num_samples) == ("tpe", "selfsup", 10, 120)
     opts = s.trainer_options
-    assert (opts["ssl_method"], opts["proj_dim"], opts["nce_negatives"], opts["batch_size"]) == ("nce", 256, 510, 256)
+    assert (opts["ssl_method"], opts["proj_dim"], opts["nce_negatives"], opts["batch_size"]) == ("pirl", 256, 510, 256)
     assert preset_options("auto", "darts-csnas") == preset_options("darts", "darts")
 
 

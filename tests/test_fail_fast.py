@@ -25,13 +25,14 @@ MISTAKES = [
     (["--trainable", "selfsup", "--metric", "val_acc"], "trains without labels"),
     (["--dataset", "cifar10:/no/such/folder"], "CIFAR-10 folder /no/such/folder does not exist"),
     (["--dataset", "mnist"], "unknown dataset 'mnist'"),
-    (["--trainable", "sampled"], r"trains the spaces \['nago'\], not 'nb201'"),
+    (["--trainable", "sampled"], r"trains the spaces \['nago', 'nago-randwire', 'nago-darts-like'\], not 'nb201'"),
     (["--set", "device=gpu"], "device must be one of 'auto', 'cpu', 'cuda' or 'cuda:N', got 'gpu'"),
     (["--set", "device=cuda"], "device 'cuda' needs gpus_per_trial > 0"),
     (["--set", "precision=fp8"], r"precision must be one of \['32', 'bf16', 'fp16'\]"),
     (["--gpus-per-trial", "1.5"], "gpus_per_trial above 1 must be a whole number"),
     (["--cpus-per-trial", "0"], "cpus_per_trial must be > 0"),
     (["--max-failures", "-2"], "max_failures must be >= 0"),
+    (["--time-budget", "0"], "time_budget_s must be > 0 seconds"),
     (["--dataset", "imagefolder:/no/such/folder"], "/no/such/folder"),
     (["--searcher-opt", "max_params=10", "--searcher-opt", "max_resample=20"], r"meets the constraint \(at most 10 parameters\)"),
 ]
@@ -134,3 +135,26 @@ def test_a_search_whose_every_trial_fails_says_why_and_exits_non_zero(ray_sessio
     assert all(r["error"].startswith("FloatingPointError: non-finite training loss") and "\x1b" not in r["error"] for r in rows)
     assert not (tmp_path / "all-fail" / "search_trajectory.png").exists()
     assert json.loads((tmp_path / "all-fail" / "raynas_settings.json").read_text())["trainer_options"]["lr"] == 1e30
+
+
+def test_a_time_budget_stops_the_search_and_keeps_what_the_stopped_trial_reported(ray_session, tmp_path, capsys):
+    argv = ["search", "--num-samples", "20", "--epochs", "200", "--time-budget", "15", "--set", 'build={"C": 4, "N": 1}',
+            "--set", "data_portion=0.2", "--storage", str(tmp_path), "--name", "budget"]  # fmt: skip
+    assert cli_main(argv) == 0
+    assert "the time budget (15 s) stopped the search after" in capsys.readouterr().out
+    rows = pq.read_table(tmp_path / "budget" / "trials.parquet").to_pylist()
+    assert 1 <= len(rows) < 20 and all(1 <= r["epoch"] < 200 and r["val_acc"] > 0 for r in rows)
+
+
+def test_a_time_budget_that_ends_before_any_report_says_so(tmp_path):
+    import pyarrow as pa
+
+    from raynas.experiment import SearchFailed, summarise_table
+
+    table = pa.table({"arch": ["a"], "status": ["TERMINATED"], "error": pa.array([None], pa.string()),
+                      "val_acc": pa.array([None], pa.float64())})  # fmt: skip
+    why = "the time budget (5 s) ran out before any trial reported 'val_acc'"
+    with pytest.raises(SearchFailed, match=r"the time budget \(5 s\) ran out before any trial reported"):
+        summarise_table(table, str(tmp_path), "val_acc", "max", silence=why)
+    with pytest.raises(SearchFailed, match="no trial reported 'val_acc'"):
+        summarise_table(table, str(tmp_path), "val_acc", "max")

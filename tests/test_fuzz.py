@@ -28,7 +28,7 @@ from ray import tune
 from search_spaces import get_space
 
 ALLOWED = (ValueError, KeyError, FileNotFoundError)
-SPACES = ("nb201", "nb101", "darts", "darts-edges", "mobilenetv3", "nago")
+SPACES = ("nb201", "nb101", "darts", "darts-edges", "darts-csnas", "mobilenetv3", "nago")
 CASES: collections.Counter[str] = collections.Counter()
 #: cases per test: 100 (fixed seed, the CI run) or RAYNAS_FUZZ_EXAMPLES for a longer random hunt
 EXAMPLES = int(os.environ.get("RAYNAS_FUZZ_EXAMPLES", "100"))

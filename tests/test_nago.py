@@ -208,6 +208,16 @@ def test_paper_special_cases_build_with_their_node_counts(case, counts):
     assert all(len(space.graphs(n)["top"]) == counts["top"] for n in space.neighbors(arch))  # fixed counts stay fixed
 
 
+@pytest.mark.parametrize("name, case", [("nago-randwire", "RANDWIRE"), ("nago-darts-like", "DARTS_LIKE")])
+def test_the_special_cases_are_spaces_the_cli_names_holding_nago_archs(name, case):
+    import search_spaces.nago as nago
+
+    space, general = get_space(name), get_space("nago", nodes=getattr(nago, case))
+    arch = space.sample(3)
+    assert arch.space == "nago" and arch == general.sample(3) and general.parse(str(arch)) == arch
+    assert space.decode(space.encode(arch)) == arch and space.tune_space().keys() == general.tune_space().keys()
+
+
 def test_node_ranges_are_configurable_and_checked():
     space = get_space("nago", nodes={"bot": (12, 16)})
     assert {space.sample(s).spec.bot_nodes for s in range(20)} <= set(range(12, 17))

@@ -14,7 +14,7 @@ import torch
 from raynas.cli import main as cli_main
 from raynas.data import load_dataset
 from raynas.experiment import SearchSettings
-from raynas.trainables import ContrastiveModel, MemoryBankNCE, SelfSupervisedTrainable
+from raynas.trainables import ContrastiveModel, ImagePatchNCE, MemoryBankNCE, SelfSupervisedTrainable
 from raynas.trainables.settings import ViewSettings
 from raynas.trainables.views import random_view
 from searchers import make_searcher
@@ -68,7 +68,7 @@ def test_grayscale_views_of_colour_images_and_no_colour_ops_on_one_channel():
 
 # ----------------------------------------------------------------------------- trainable
 def test_ssl_loss_decreases_over_epochs_on_fixed_data(digits):
-    for method in ("simclr", "nce"):
+    for method in ("simclr", "nce", "pirl"):
         losses = [r["ssl_loss"] for r in train({**TINY, "epochs": 5, "ssl_method": method, "data_portion": 0.5}, digits)]
         assert losses[-1] < losses[0] - 0.05, (method, losses)
 
@@ -98,6 +98,45 @@ def test_restored_trial_continues_the_epoch_count_and_the_loss(digits):
     assert second.train()["done"]
 
 
+def test_pirl_fills_its_bank_with_image_features_once_and_restores_it(digits):
+    config = {**TINY, "ssl_method": "pirl", "nce_negatives": 64, "patch_views": 3, "proj_dim": 16}
+    first = on(digits)(config=config)
+    criterion = first.model.criterion
+    assert isinstance(criterion, ImagePatchNCE) and criterion.num_views == 4 and not criterion.filled
+    assert criterion.merge.in_features == 3 * 16 and criterion.merge.out_features == 16
+    first.train()
+    assert criterion.filled and torch.allclose(criterion.bank.norm(dim=1), torch.ones(len(criterion.bank)))
+    checkpoint = first.save()
+    expected = first.train()
+    second = on(digits)(config=config)
+    second.restore(checkpoint)
+    got = second.train()  # the restored bank is used as it is, not filled again
+    assert got["ssl_loss"] == pytest.approx(expected["ssl_loss"], rel=1e-6)
+    assert torch.equal(first.model.criterion.bank, second.model.criterion.bank)
+
+
+def test_pirl_fills_a_bank_whose_size_leaves_one_image_past_a_chunk(digits):
+    portion = 257 / digits.size("train")  # 256 + 1: a last chunk of one would break train-mode BatchNorm
+    result = train({**TINY, "ssl_method": "pirl", "nce_negatives": 16, "proj_dim": 8, "data_portion": portion}, digits, 1)
+    assert np.isfinite(result[0]["ssl_loss"])
+
+
+def test_pirl_loss_weighs_its_two_branches():
+    z = [torch.randn(4, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    index = torch.arange(4)
+
+    def make(weight: float) -> ImagePatchNCE:
+        torch.manual_seed(0)  # the same bank every time
+        return ImagePatchNCE(size=6, dim=8, negatives=5, patches=2, weight=weight)
+
+    def loss(weight: float) -> float:
+        return float(make(weight)(z, index, torch.Generator().manual_seed(0)).detach())
+
+    image = make(0.0).info_nce(torch.nn.functional.normalize(z[0], dim=1), index, torch.Generator().manual_seed(0))
+    assert loss(0.0) == pytest.approx(float(image), rel=1e-5)
+    assert loss(0.5) == pytest.approx((loss(0.0) + loss(1.0)) / 2, rel=1e-5) and loss(1.0) != pytest.approx(loss(0.0))
+
+
 def test_reset_config_trains_the_new_architecture(digits):
     trainable = on(digits)(config=TINY)
     trainable.train()
@@ -122,6 +161,8 @@ def test_non_finite_loss_raises_a_clear_error(digits):
         ({"crop_scale": 0}, "crop_scale must be in"),
         ({"jitter_p": 2}, "jitter_p must be a probability"),
         ({"data_portion": 0}, "data_portion must be in"),
+        ({"ssl_method": "pirl", "patch_views": 0}, "patch_views must be >= 1"),
+        ({"ssl_method": "pirl", "patch_weight": 1.5}, "patch_weight must be in"),
     ],
 )
 def test_bad_selfsup_configs_are_named(change, words, digits):

@@ -91,6 +91,8 @@ PROFILES: dict[str, Profile] = {
             "top=ws(n=3,k=2,p=0.5)|mid=er(n=3,p=0.9)|bot=ws(n=3,k=2,p=0.5)|stages=1:1:1|channels=1:2:4|seed=0",
         ),
     ),
+    "nago-randwire": Profile(build={"width": 2}),
+    "nago-darts-like": Profile(build={"width": 2}),
 }
 
 #: ``(in_shape, num_classes)`` cases of the network check, the union of the per-space tests'

@@ -18,6 +18,7 @@ from raynas.trainables.supernet import (
     make_supernet,
     recalibrate_bn,
 )
+from raynas.trainables.mixed_net import mixed_forward, uniform_weights
 from raynas.trainables.subnet_search import search_subnets
 from raynas.trainables.supernet_net import extract_subnet
 from raynas.trainables.supernet_search import (
@@ -41,9 +42,9 @@ def digits():
     return load_dataset("digits")
 
 
-def _supernet(space: str, bn_mode: str = "running"):
+def _supernet(space: str, bn_mode: str = "running", **knobs):
     torch.manual_seed(0)
-    settings = SupernetSettings.from_config({"space": space, "build": SIZES[space], "bn_mode": bn_mode})
+    settings = SupernetSettings.from_config({"space": space, "build": SIZES[space], "bn_mode": bn_mode, **knobs})
     return make_supernet(settings, load_dataset("synthetic:64")), settings
 
 
@@ -75,8 +76,9 @@ def test_supernet_edges_hold_the_standalone_op_modules():
 
 
 @pytest.mark.parametrize("space", ["nb201", "darts"])
-def test_extracted_subnet_is_the_standalone_network_computing_what_the_supernet_computes(space):
-    net, _ = _supernet(space)
+@pytest.mark.parametrize("knobs", [{}, {"bn_sharing": "shared", "dropout": 0.5}], ids=["per_op", "shared_bn+dropout"])
+def test_extracted_subnet_is_the_standalone_network_computing_what_the_supernet_computes(space, knobs):
+    net, _ = _supernet(space, **knobs)
     net.train()
     net(torch.randn(16, 3, 8, 8), get_space(space).sample(1).spec)  # move running stats off their init
     net.eval()
@@ -89,6 +91,56 @@ def test_extracted_subnet_is_the_standalone_network_computing_what_the_supernet_
         with torch.no_grad():
             assert torch.equal(net(x, arch.spec), subnet(x))
             assert torch.equal(standalone.eval()(x), subnet(x))
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_weight_sharing_bn_gives_the_ops_of_an_edge_one_output_batchnorm(space):
+    per_op, _ = _supernet(space)
+    shared, _ = _supernet(space, bn_sharing="shared")
+    edge = shared.cells[0].edges[0] if space == "nb201" else shared.cells[0].edges["0_0"]
+    norms = {op: [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)] for op, module in edge.items()}
+    outputs = {id(found[-1]) for found in norms.values() if found}
+    assert len(outputs) == 1  # every op with a BatchNorm ends in the same one
+    if space == "darts":  # the inner BatchNorm of a separable conv stays its own
+        assert norms["sep_conv_3x3"][0] is not norms["sep_conv_5x5"][0]
+    assert sum(p.numel() for p in shared.parameters()) < sum(p.numel() for p in per_op.parameters())
+    assert set(shared.state_dict()) == set(per_op.state_dict())  # same names: checkpoints and extraction agree
+
+
+def test_dropout_before_the_classifier_acts_in_training_only():
+    net, _ = _supernet("nb201", dropout=0.5)
+    plain, _ = _supernet("nb201")  # the same weights (seed 0), no dropout
+    arch = get_space("nb201").sample(0)
+    x = torch.randn(6, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(net.eval()(x, arch.spec), plain.eval()(x, arch.spec))
+        net.train()
+        plain.train()
+        assert not torch.equal(net(x, arch.spec), plain(x, arch.spec))
+        assert torch.equal(plain(x, arch.spec), plain(x, arch.spec))
+
+
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_soft_one_shot_forward_averages_every_op_of_every_edge(space):
+    net, _ = _supernet(space)
+    net.train()
+    x = torch.randn(8, 3, 8, 8)
+    mixed_forward(net, x, uniform_weights(space)).sum().backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None, name  # no op left out (DARTS: every node takes every input)
+
+
+def test_soft_warmup_epochs_train_the_soft_model_then_single_paths(digits):
+    trainable = SupernetTrainable(config={**TINY, "epochs": 2, "soft_warmup_epochs": 1, "probe_archs": 0, "data_portion": 0.1})
+    sampler_state = trainable.sampler.get_state()
+    before = {k: v.clone() for k, v in trainable.model.state_dict().items()}
+    trainable.train()
+    assert trainable.sampler.get_state() == sampler_state  # no path drawn in the soft epoch
+    after = trainable.model.state_dict()
+    convs = [k for k in before if ".edges." in k and k.endswith(".1.weight")]
+    assert convs and all(not torch.equal(before[k], after[k]) for k in convs)  # every conv op of every edge trained
+    trainable.train()
+    assert trainable.sampler.get_state() != sampler_state
 
 
 def test_inherited_accuracy_equals_the_extracted_subnets_accuracy(digits):
@@ -153,8 +205,18 @@ def test_warmup_then_cosine_learning_rate():
     assert plain.lr_at(2) == pytest.approx(0.05)
 
 
-def test_restored_supernet_trial_continues_exactly(digits):
-    config = {**TINY, "epochs": 3, "sampling": "fair"}
+NB101_TINY = {"space": "nb101", "build": {"stem_channels": 8, "num_stacks": 1, "num_modules_per_stack": 1},
+              "data_portion": 0.2, "bn_recal_batches": 1, "batch_size": 32}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [{"sampling": "fair"}, {"soft_warmup_epochs": 1, "bn_sharing": "shared", "dropout": 0.2},
+     {**NB101_TINY, "sampling": "fair", "path_dropout": 0.1, "dropout": 0.2}],  # fmt: skip
+    ids=["fair", "soft+shared_bn+dropout", "nb101-fair+path_dropout+dropout"],
+)
+def test_restored_supernet_trial_continues_exactly(digits, knobs):
+    config = {**TINY, "epochs": 3, **knobs}
     first = SupernetTrainable(config=config)
     first.train()
     checkpoint = first.save()
@@ -164,6 +226,9 @@ def test_restored_supernet_trial_continues_exactly(digits):
     got = second.train()
     assert got["epoch"] == 2 and got["train_loss"] == pytest.approx(expected["train_loss"], rel=1e-6)
     assert got["val_acc"] == expected["val_acc"] and got["rank_stability"] == expected["rank_stability"]
+    state = second.supernet_state()  # a supernet rebuilt from the scoring state scores as the trained one
+    arch = get_space(config.get("space", "nb201")).sample(4)
+    assert score_texts(state, [str(arch)], digits) == [evaluate_path(second.model, arch.spec, digits, second.settings)]
 
 
 @pytest.mark.parametrize(
@@ -173,8 +238,12 @@ def test_restored_supernet_trial_continues_exactly(digits):
         ({"sampling": "greedy"}, "sampling.*\\['uniform', 'fair', 'strict_fair'\\]"),
         ({"eval_mode": "fast"}, "eval_mode.*\\['full', 'minibatch'\\]"),
         ({"bn_affine": "yes"}, "bn_affine.*\\[True, False\\]"),
-        ({"space": "nb101"}, "space.*\\['nb201', 'darts'\\]"),
+        ({"space": "nago"}, "space.*\\['nb201', 'darts', 'nb101'\\]"),
         ({"path_dropout": 1.0}, "path_dropout must be in \\[0, 1\\)"),
+        ({"dropout": 1.0}, "dropout must be in \\[0, 1\\)"),
+        ({"bn_sharing": "edge"}, "bn_sharing.*\\['per_op', 'shared'\\]"),
+        ({"soft_warmup_epochs": 2}, "soft_warmup_epochs must be an int in \\[0, epochs=2\\)"),
+        ({"space": "nb101", "build": {}, "bn_sharing": "shared"}, "built for the spaces \\['nb201', 'darts'\\]"),
         ({"warmup_epochs": 30}, "warmup_epochs must be an int in \\[0, epochs=2\\)"),
         ({"bn_recal_batches": 0}, "bn_recal_batches must be an int >= 1"),
         ({"lr": 0}, "lr must be > 0"),

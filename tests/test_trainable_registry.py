@@ -27,7 +27,7 @@ def test_unknown_names_metrics_and_spaces_are_named():
         trainable_info("standalon")
     with pytest.raises(ValueError, match="does not report 'val_ac'; did you mean 'val_acc'"):
         SearchSettings(metric="val_ac").check()
-    with pytest.raises(ValueError, match=r"trains the spaces \['nago'\], not 'nb201'"):
+    with pytest.raises(ValueError, match=r"trains the spaces \['nago', 'nago-randwire', 'nago-darts-like'\], not 'nb201'"):
         SearchSettings(trainable="sampled", space="nb201").check()
     with pytest.raises(ValueError, match="already registered"):
         register_trainable("standalone", "again", settings=object, metric="val_acc", reports={"val_acc": "max"})(object)

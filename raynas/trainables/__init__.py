@@ -38,6 +38,7 @@ _LAZY = {
     "MixedOpNetwork": "raynas.trainables.mixed_net",
     "derive": "raynas.trainables.mixed_net",
     "MemoryBankNCE": "raynas.trainables.contrastive",
+    "ImagePatchNCE": "raynas.trainables.contrastive",
     "NTXentLoss": "raynas.trainables.contrastive",
     "knn_accuracy": "raynas.trainables.contrastive",
     "SampledTrainable": "raynas.trainables.sampled",

@@ -19,12 +19,22 @@
   epoch: the bank's similarities soon exceed those ``Z`` was fitted to).  After each step
   ``V_i`` becomes the normalised ``m V_i + (1 - m) v`` (an exponential moving average; ``v``
   the mean of the image's two views).
+* :class:`ImagePatchNCE`: CSNAS's loss (Nguyen & Chang 2021, after PIRL, Misra & van der
+  Maaten 2020), two branches against one bank of *image* representations: the image branch
+  ``f`` (one lightly augmented view: colour and flips, no crop) and the patch branch ``g``
+  (``P`` augmented views, each through the same backbone and head, concatenated and merged by
+  a linear layer).  With ``m_i`` the bank entry of image ``i`` and ``h(.)`` the InfoNCE above
+  over ``K`` bank negatives, the loss is ``lam h(m_i, g) + (1 - lam) h(m_i, f)``; the bank is
+  updated with the image branch only.  The official code's "patches" are whole-image views (a
+  centre view and a random-crop view), not jigsaw tiles, and so are ours; its bank is filled
+  with the untrained network's image features before training, as here.
 * :func:`knn_accuracy`: weighted kNN classification of the valid split by the backbone's
   features of the train split (Wu et al.'s monitor).  It is the only place labels are read.
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,12 +47,15 @@ from raynas.data import ImageDataset
 class NTXentLoss(nn.Module):
     """SimCLR's loss over the batch's two views (no state)."""
 
+    #: augmented views per image the loss reads (``ContrastiveModel.loss`` gets that many)
+    num_views = 2
+
     def __init__(self, temperature: float):
         super().__init__()
         self.temperature = temperature
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return nt_xent(z1, z2, self.temperature)
+    def forward(self, z: Sequence[torch.Tensor], index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return nt_xent(z[0], z[1], self.temperature)
 
 
 class MemoryBankNCE(nn.Module):
@@ -55,6 +68,8 @@ class MemoryBankNCE(nn.Module):
         negatives: ``K`` bank entries per view (the paper's 4096); all ``N - 1`` when ``K >= N - 1``.
         momentum: ``m`` of the bank update (the paper's 0.5).
     """
+
+    num_views = 2
 
     def __init__(self, size: int, dim: int, temperature: float = 0.07, negatives: int = 4096, momentum: float = 0.5):
         super().__init__()
@@ -75,19 +90,64 @@ class MemoryBankNCE(nn.Module):
             others = torch.randint(0, size - 1, (len(images), self.negatives), generator=generator, device=images.device)
         return others + (others >= images[:, None]).long()
 
-    def forward(self, z1: torch.Tensor, z2: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def check_index(self, index: torch.Tensor) -> None:
         size = len(self.bank)
         if index.min() < 0 or index.max() >= size:
             raise ValueError(f"image indices must be in [0, {size}) (the bank's size), got {index.min()}..{index.max()}")
-        v1, v2 = F.normalize(z1, dim=1), F.normalize(z2, dim=1)
-        views, images = torch.cat([v1, v2]), torch.cat([index, index])
+
+    def info_nce(self, views: torch.Tensor, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Mean InfoNCE of unit ``views`` against their images' bank entries and ``K`` others."""
         positive = (views * self.bank[images]).sum(1, keepdim=True)
         negative = torch.einsum("bd,bkd->bk", views, self.bank[self._negatives(images, generator)])
         logits = torch.cat([positive, negative], dim=1) / self.temperature
-        loss = F.cross_entropy(logits, torch.zeros(len(views), dtype=torch.long, device=logits.device))
-        with torch.no_grad():
-            mixed = self.momentum * self.bank[index] + (1 - self.momentum) * (v1 + v2).detach() / 2
-            self.bank[index] = F.normalize(mixed, dim=1)
+        return F.cross_entropy(logits, torch.zeros(len(views), dtype=torch.long, device=logits.device))
+
+    @torch.no_grad()
+    def update(self, index: torch.Tensor, values: torch.Tensor) -> None:
+        """``V_i`` <- normalised ``m V_i + (1 - m) v`` for unit ``values``."""
+        self.bank[index] = F.normalize(self.momentum * self.bank[index] + (1 - self.momentum) * values, dim=1)
+
+    def forward(self, z: Sequence[torch.Tensor], index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        self.check_index(index)
+        v1, v2 = F.normalize(z[0], dim=1), F.normalize(z[1], dim=1)
+        loss = self.info_nce(torch.cat([v1, v2]), torch.cat([index, index]), generator)
+        self.update(index, (v1 + v2).detach() / 2)
+        return loss
+
+
+class ImagePatchNCE(MemoryBankNCE):
+    """CSNAS's image + patch NCE (see the module docstring).
+
+    Args:
+        patches: ``P``, augmented views in the patch branch (the official code's 2).
+        weight: ``lam``, the patch branch's share of the loss (the official 0.5).
+        Others as :class:`MemoryBankNCE` (the official ``K`` is ``2(B - 1)``, ``dim`` 256).
+    """
+
+    def __init__(
+        self, size: int, dim: int, temperature: float = 0.07, negatives: int = 4096, momentum: float = 0.5,
+        patches: int = 2, weight: float = 0.5,
+    ):  # fmt: skip
+        super().__init__(size, dim, temperature, negatives, momentum)
+        if patches < 1 or not 0 <= weight <= 1:
+            raise ValueError(f"patch views must be >= 1 and the branch weight in [0, 1]; got {patches}, {weight}")
+        self.num_views = 1 + patches
+        self.weight = weight
+        self.merge = nn.Linear(patches * dim, dim)  # the patch branch's g: concatenated views -> one vector
+        self.register_buffer("filled", torch.tensor(False))
+
+    @torch.no_grad()
+    def fill(self, index: torch.Tensor, image: torch.Tensor) -> None:
+        """Set the bank entries of ``index`` to the image branch's projections (before training)."""
+        self.check_index(index)
+        self.bank[index] = F.normalize(image, dim=1)
+
+    def forward(self, z: Sequence[torch.Tensor], index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        self.check_index(index)
+        image = F.normalize(z[0], dim=1)
+        patches = F.normalize(self.merge(torch.cat(list(z[1:]), dim=1)), dim=1)
+        loss = self.weight * self.info_nce(patches, index, generator) + (1 - self.weight) * self.info_nce(image, index, generator)
+        self.update(index, image.detach())
         return loss
 
 
@@ -127,11 +187,11 @@ class ContrastiveModel(nn.Module):
         """Projections ``g(f(x))``, what the loss sees."""
         return self.head(self.backbone(x))
 
-    def loss(self, view1: torch.Tensor, view2: torch.Tensor, index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """The contrastive loss of two views of the images ``index``; both views go through
-        the network as one batch, so BatchNorm sees them together."""
-        z1, z2 = self(torch.cat([view1, view2])).chunk(2)
-        return self.criterion(z1, z2, index, generator)
+    def loss(self, views: Sequence[torch.Tensor], index: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The contrastive loss of the augmented ``views`` of the images ``index`` (as many
+        as ``criterion.num_views``); all go through the network as one batch, so BatchNorm
+        sees them together."""
+        return self.criterion(self(torch.cat(list(views))).chunk(len(views)), index, generator)
 
 
 @torch.no_grad()

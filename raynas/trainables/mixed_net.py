@@ -5,6 +5,8 @@ runs only the sampled op of every edge, multiplied by its (straight-through) one
 :class:`MixedOpNetwork` runs either over the NB201 / DARTS supernets of
 :mod:`raynas.trainables.supernet_net` (the same op modules, the same skeleton), so a
 derived cell is a path of that supernet and an ordinary :class:`~raynas.arch.Arch` of the space.
+The forward itself is :func:`mixed_forward`, which the supernet trainer's soft one-shot
+warm-up also runs (with :func:`uniform_weights`).
 
 Edge weights are one ``(edges, ops)`` matrix per cell type, rows in the space's edge order:
 
@@ -64,46 +66,61 @@ class MixedOpNetwork(nn.Module):
         self.supernet = build_supernet(space, num_classes, in_shape, build, affine)
 
     def forward(self, x: torch.Tensor, weights: Sequence[torch.Tensor], active: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        picks = None if active is None else [a.tolist() for a in active]
-        if self.space == "nb201":
-            return self._nb201(x, weights[0], None if picks is None else picks[0])
-        return self._darts(x, weights, picks)
+        return mixed_forward(self.supernet, x, weights, active)
 
-    def _nb201(self, x: torch.Tensor, w: torch.Tensor, pick: list[int] | None) -> torch.Tensor:
-        net = self.supernet
-        x = net.stem(x)
-        for block in net.cells:
-            if not isinstance(block, NB201SuperCell):
-                x = block(x)
-                continue
-            nodes = [x]
-            for j in range(1, 4):  # node j sums its edges in the stand-alone cell's order
-                total = None
-                for e, (to, source) in enumerate(NB201_EDGES):
-                    if to == j:
-                        h = mixed_edge(block.edges[e], NB201_OPS, nodes[source], w[e], None if pick is None else pick[e])
-                        total = h if total is None else total + h
-                nodes.append(total)
-            x = nodes[3]
-        x = net.lastact(x)
-        return net.classifier(torch.flatten(net.global_pooling(x), 1))
 
-    def _darts(self, x: torch.Tensor, weights: Sequence[torch.Tensor], picks: list[list[int]] | None) -> torch.Tensor:
-        net = self.supernet
-        s0 = s1 = net.stem(x)
-        for cell in net.cells:
-            c = 1 if cell.reduction else 0
-            w, pick = weights[c], None if picks is None else picks[c]
-            states = [cell.preprocess0(s0), cell.preprocess1(s1)]
-            for k in range(4):
-                total = None
-                for e, (node, i) in enumerate(DARTS_EDGES):
-                    if node == k:
-                        h = mixed_edge(cell.edges[f"{k}_{i}"], DARTS_OPS, states[i], w[e], None if pick is None else pick[e])
-                        total = h if total is None else total + h
-                states.append(total)
-            s0, s1 = s1, torch.cat(states[2:], dim=1)
-        return net.classifier(torch.flatten(net.global_pooling(s1), 1))
+def mixed_forward(
+    supernet: nn.Module, x: torch.Tensor, weights: Sequence[torch.Tensor], active: Sequence[torch.Tensor] | None = None
+) -> torch.Tensor:
+    """Logits of ``supernet`` (an NB201 or DARTS supernet) run with continuous edge ``weights``
+    (see :class:`MixedOpNetwork`); the supernet's single-path training also uses it, with uniform
+    weights, as its soft one-shot warm-up."""
+    picks = None if active is None else [a.tolist() for a in active]
+    if supernet.space == "nb201":
+        return _nb201(supernet, x, weights[0], None if picks is None else picks[0])
+    if supernet.space == "darts":
+        return _darts(supernet, x, weights, picks)
+    raise ValueError(f"no mixed-op forward for the {supernet.space!r} supernet; allowed spaces are ['nb201', 'darts']")
+
+
+def uniform_weights(space: str, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Equal weights on every op of every edge (each edge outputs the mean of its ops)."""
+    return [torch.full(shape, 1.0 / shape[1], device=device) for shape in weight_shapes(space)]
+
+
+def _nb201(net: nn.Module, x: torch.Tensor, w: torch.Tensor, pick: list[int] | None) -> torch.Tensor:
+    x = net.stem(x)
+    for block in net.cells:
+        if not isinstance(block, NB201SuperCell):
+            x = block(x)
+            continue
+        nodes = [x]
+        for j in range(1, 4):  # node j sums its edges in the stand-alone cell's order
+            total = None
+            for e, (to, source) in enumerate(NB201_EDGES):
+                if to == j:
+                    h = mixed_edge(block.edges[e], NB201_OPS, nodes[source], w[e], None if pick is None else pick[e])
+                    total = h if total is None else total + h
+            nodes.append(total)
+        x = nodes[3]
+    return net.head(x)
+
+
+def _darts(net: nn.Module, x: torch.Tensor, weights: Sequence[torch.Tensor], picks: list[list[int]] | None) -> torch.Tensor:
+    s0 = s1 = net.stem(x)
+    for cell in net.cells:
+        c = 1 if cell.reduction else 0
+        w, pick = weights[c], None if picks is None else picks[c]
+        states = [cell.preprocess0(s0), cell.preprocess1(s1)]
+        for k in range(4):
+            total = None
+            for e, (node, i) in enumerate(DARTS_EDGES):
+                if node == k:
+                    h = mixed_edge(cell.edges[f"{k}_{i}"], DARTS_OPS, states[i], w[e], None if pick is None else pick[e])
+                    total = h if total is None else total + h
+            states.append(total)
+        s0, s1 = s1, torch.cat(states[2:], dim=1)
+    return net.head(s1)
 
 
 def derive(space: SearchSpace, probs: Sequence[torch.Tensor]) -> Arch:

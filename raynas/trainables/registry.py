@@ -210,7 +210,7 @@ declare_trainable(TrainableInfo(
 ))  # fmt: skip
 declare_trainable(TrainableInfo(
     "sampled", "trains several networks drawn from each NAGO generator", _T + "sampled:SampledTrainable",
-    SampledSettings, "val_acc", SAMPLED_REPORTS, spaces=("nago",),
+    SampledSettings, "val_acc", SAMPLED_REPORTS, spaces=("nago", "nago-randwire", "nago-darts-like"),
 ))  # fmt: skip
 declare_trainable(TrainableInfo(
     "supernet", "trains one weight-sharing supernet of the space per trial", _T + "supernet:SupernetTrainable",

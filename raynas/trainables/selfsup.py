@@ -3,8 +3,9 @@
 Each ``step`` is one epoch over the first ``data_portion`` of the train split's *images*:
 two augmented views per image (:mod:`raynas.views`), the backbone and projection head
 (:class:`~raynas.trainables.contrastive.ContrastiveModel`), and SimCLR's NT-Xent loss
-(``ssl_method="simclr"``) or memory-bank NCE (``ssl_method="nce"``, temperature 0.07, EMA
-bank).  Every epoch reports ``ssl_loss`` (the epoch's mean loss; lower is better, so search
+(``ssl_method="simclr"``), memory-bank NCE (``ssl_method="nce"``, temperature 0.07, EMA
+bank) or CSNAS's image + patch NCE (``ssl_method="pirl"``: an image branch, flips only, and a
+patch branch of ``patch_views`` augmented views, both against one bank of image features).  Every epoch reports ``ssl_loss`` (the epoch's mean loss; lower is better, so search
 it with ``mode="min"``).  Training reads ``data.x`` only: labels never reach the loss, the
 augmentations or the RNG.  With ``knn_probe=True`` the epoch also reports ``knn_acc``, a kNN
 classification of the valid split on the backbone's features, the one use of labels, for
@@ -18,16 +19,17 @@ where it stopped.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 
 from raynas.data import ImageDataset, normalise
-from raynas.trainables.contrastive import ContrastiveModel, MemoryBankNCE, NTXentLoss, knn_accuracy
+from raynas.trainables.contrastive import ContrastiveModel, ImagePatchNCE, MemoryBankNCE, NTXentLoss, knn_accuracy
 from raynas.trainables.settings import SelfSupSettings
 from raynas.trainables.standalone import ArchTraining, StandaloneTrainable
-from raynas.trainables.views import random_view
+from raynas.trainables.views import flipped_view, random_view
 
 def check_in_memory(data: object) -> None:
     """Contrastive training indexes the train images (memory bank, views of a batch by index):
@@ -73,9 +75,13 @@ class ContrastiveTraining(ArchTraining):
         s = self.settings
         check_in_memory(self.data)
         network = self.space.build(self.arch, num_classes=1, in_shape=self.data.in_shape, **s.build)
-        if s.ssl_method == "nce":
-            size = portion_size(self.data, s.data_portion)
-            criterion: nn.Module = MemoryBankNCE(size, s.proj_dim, s.tau, s.nce_negatives, s.bank_momentum)
+        size = portion_size(self.data, s.data_portion)
+        if s.ssl_method == "pirl":
+            criterion: nn.Module = ImagePatchNCE(
+                size, s.proj_dim, s.tau, s.nce_negatives, s.bank_momentum, s.patch_views, s.patch_weight
+            )
+        elif s.ssl_method == "nce":
+            criterion = MemoryBankNCE(size, s.proj_dim, s.tau, s.nce_negatives, s.bank_momentum)
         else:
             criterion = NTXentLoss(s.tau)
         return ContrastiveModel(network, s.proj_dim, criterion)
@@ -85,14 +91,33 @@ class ContrastiveTraining(ArchTraining):
 
     def train_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         s = self.settings
+        criterion = self.model.criterion
+        if isinstance(criterion, ImagePatchNCE) and not criterion.filled:
+            self.fill_bank(criterion)
         return unlabelled_batches(self.data, s.batch_size, s.data_portion, self.generator)
+
+    @torch.no_grad()
+    def fill_bank(self, criterion: ImagePatchNCE) -> None:
+        """The bank starts as the untrained network's image projections (the official code's
+        ``Memory.initialize``; train-mode BatchNorm, as there).  Once: a restored trial has it."""
+        self.model.train()
+        count = portion_size(self.data, self.settings.data_portion)
+        # near-equal chunks of at most 256: never a batch of one, which train-mode BatchNorm refuses
+        for index in torch.arange(count, device=self.data.device).tensor_split(math.ceil(count / 256)):
+            criterion.fill(index, self.model(standardise(self.data.x["train"][index].float() * self.data.scale, self.data)))
+        criterion.filled.fill_(True)
 
     def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         index, pixels = batch
         views = self.settings.views(self.data.flip)
-        view1 = standardise(random_view(pixels, views, self.generator), self.data)
-        view2 = standardise(random_view(pixels, views, self.generator), self.data)
-        return self.model.loss(view1, view2, index, self.generator), len(index)
+        count = self.model.criterion.num_views
+        if isinstance(self.model.criterion, ImagePatchNCE):
+            first = flipped_view(pixels, self.data.flip, self.generator)  # the image branch: no crop, no colour
+            rest = [random_view(pixels, views, self.generator) for _ in range(count - 1)]
+        else:
+            first, rest = random_view(pixels, views, self.generator), [random_view(pixels, views, self.generator)]
+        batch_views = [standardise(view, self.data) for view in [first, *rest]]
+        return self.model.loss(batch_views, index, self.generator), len(index)
 
     def epoch_metrics(self, loss: float) -> dict[str, Any]:
         result: dict[str, Any] = {"ssl_loss": loss}

@@ -183,10 +183,10 @@ class SampledSettings(TrainerSettings):
             raise ValueError(f"graph_samples: {self.graph_samples!r} is not allowed; allowed values are the integers 1..{MAX_SAMPLES}")
 
 
-#: the contrastive losses: SimCLR's NT-Xent, Wu et al.'s memory-bank NCE
-SSL_METHODS = ("simclr", "nce")
-#: SimCLR's CIFAR-10 temperature; Wu et al.'s memory-bank NCE temperature
-DEFAULT_TEMPERATURE = {"simclr": 0.5, "nce": 0.07}
+#: the contrastive losses: SimCLR's NT-Xent, Wu et al.'s memory-bank NCE, CSNAS's image + patch NCE
+SSL_METHODS = ("simclr", "nce", "pirl")
+#: SimCLR's CIFAR-10 temperature; Wu et al.'s (and CSNAS's) memory-bank temperature
+DEFAULT_TEMPERATURE = {"simclr": 0.5, "nce": 0.07, "pirl": 0.07}
 
 
 @dataclass(frozen=True)
@@ -227,6 +227,8 @@ class SelfSupSettings(TrainerSettings):
     grayscale_p: float = 0.2
     nce_negatives: int = 4096
     bank_momentum: float = 0.5
+    patch_views: int = 2
+    patch_weight: float = 0.5
     knn_probe: bool = False
     knn_k: int = 20
 
@@ -236,9 +238,11 @@ class SelfSupSettings(TrainerSettings):
             raise ValueError(f"ssl_method must be one of {list(SSL_METHODS)}, got {self.ssl_method!r}")
         if self.temperature is not None and not self.temperature > 0:
             raise ValueError(f"temperature must be > 0 (or None for the method's default), got {self.temperature!r}")
-        for name in ("proj_dim", "nce_negatives", "knn_k"):
+        for name in ("proj_dim", "nce_negatives", "knn_k", "patch_views"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 0 <= self.patch_weight <= 1:
+            raise ValueError(f"patch_weight must be in [0, 1] (the patch branch's share of the pirl loss), got {self.patch_weight!r}")
         self.views(flip=True).check()
 
     @property
@@ -250,9 +254,13 @@ class SelfSupSettings(TrainerSettings):
 
 
 #: the spaces with a weight-sharing supernet (``raynas.trainables.supernet_net.SUPERNETS``)
-SUPERNET_SPACES = ("nb201", "darts")
+SUPERNET_SPACES = ("nb201", "darts", "nb101")
 BN_MODES = ("recalibrate", "running", "batch")
 SAMPLINGS = ("uniform", "fair", "strict_fair")
+#: BatchNorms of an edge's ops: each op its own (``per_op``), or one per edge shared by its ops (``shared``)
+BN_SHARINGS = ("per_op", "shared")
+#: the supernets with one op module per edge, where ops can share an edge's BatchNorm and mix (soft one-shot)
+SOFT_AND_SHARED_BN_SPACES = ("nb201", "darts")
 EVAL_MODES = ("full", "minibatch")
 SUBNET_SEARCHES = ("none", "random", "evolution")
 
@@ -276,8 +284,14 @@ class SupernetSettings(TrainerSettings):
     ``drop_path``).  ``build``: the supernet's size (low fidelity: fewer channels ``C`` /
     cells ``N`` or ``layers``); ``data_portion``: share of the training split used.
     ``eval_mode``: ``"full"`` (accuracy on the whole split) or ``"minibatch"`` (on one
-    fixed batch of ``batch_size`` images).  ``probe_archs``: architectures scored after
-    every epoch for the reported ranking signal (0: no probing, no ``val_acc``).
+    fixed batch of ``batch_size`` images).  ``bn_sharing``: ``"per_op"`` (every op of an
+    edge has its own output BatchNorm, as in the stand-alone op) or ``"shared"`` (the ops of an
+    edge share one output BatchNorm, statistics and affine parameters).
+    ``dropout``: dropout before the classifier during training.  ``soft_warmup_epochs``: the
+    first epochs train the soft one-shot model (every edge outputs the mean of all its ops;
+    DARTS nodes take every input) before single-path training.  ``probe_archs``:
+    architectures scored after every epoch for the reported ranking signal (0: no probing,
+    no ``val_acc``).
     ``subnet_search``: after the last epoch, search the sub-nets by inherited validation
     accuracy (``"random"`` or ``"evolution"`` over ``subnet_samples`` distinct
     architectures; ``"none"``: no search), reported as ``best_arch`` / ``best_arch_acc``,
@@ -296,6 +310,9 @@ class SupernetSettings(TrainerSettings):
     bn_affine: bool = True
     bn_recal_batches: int = 4
     eval_mode: str = "full"
+    bn_sharing: str = "per_op"
+    dropout: float = 0.0
+    soft_warmup_epochs: int = 0
     probe_archs: int = 8
     subnet_search: str = "none"
     subnet_samples: int = 100
@@ -307,6 +324,7 @@ class SupernetSettings(TrainerSettings):
         check_choice("bn_mode", self.bn_mode, BN_MODES)
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        check_choice("bn_sharing", self.bn_sharing, BN_SHARINGS)
         check_choice("subnet_search", self.subnet_search, SUBNET_SEARCHES)
         if not (isinstance(self.subnet_samples, int) and self.subnet_samples >= 1):
             raise ValueError(f"subnet_samples must be an int >= 1, got {self.subnet_samples!r}")
@@ -314,6 +332,14 @@ class SupernetSettings(TrainerSettings):
             raise ValueError(f"bn_affine: {self.bn_affine!r} is not allowed; allowed values are [True, False]")
         if not 0 <= self.path_dropout < 1:
             raise ValueError(f"path_dropout must be in [0, 1), got {self.path_dropout!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not (isinstance(self.soft_warmup_epochs, int) and 0 <= self.soft_warmup_epochs < self.epochs):
+            raise ValueError(f"soft_warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.soft_warmup_epochs!r}")
+        space = as_space(self.space).name
+        if (self.bn_sharing == "shared" or self.soft_warmup_epochs) and space not in SOFT_AND_SHARED_BN_SPACES:
+            raise ValueError(f"bn_sharing='shared' and soft_warmup_epochs > 0 are built for the spaces "
+                             f"{list(SOFT_AND_SHARED_BN_SPACES)} (ops on edges), not {space!r}")  # fmt: skip
         if not (isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs):
             raise ValueError(f"warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
         if not (isinstance(self.bn_recal_batches, int) and self.bn_recal_batches >= 1):

@@ -2,21 +2,25 @@
 
 One ``step`` is one epoch of single-path training: every SGD step runs one sub-network
 (one op per edge; for DARTS also two inputs per node) drawn by the path sampler, so all
-architectures of the space share one set of weights.  After the epoch a fixed probe set of
-architectures is scored with inherited weights: ``val_acc`` is their mean accuracy and
-``rank_stability`` the Kendall tau of their ranking against the previous epoch's, a quick
-signal of whether the supernet's ranking has settled.
+architectures of the space share one set of weights (after ``soft_warmup_epochs`` epochs
+of the soft one-shot model, where every edge outputs the mean of all its ops).  After the
+epoch a fixed probe set of architectures is scored with inherited weights: ``val_acc`` is
+their mean accuracy and ``rank_stability`` the Kendall tau of their ranking against the
+previous epoch's, a quick signal of whether the supernet's ranking has settled.
 
 The knobs (``SupernetSettings``; ``bench/supernet_ranking.py`` measures each, the
 results are in ``docs/supernet.md``): ``bn_mode``, ``bn_affine``, ``lr``, ``epochs``, ``batch_size``,
 ``weight_decay``, ``grad_clip``, ``warmup_epochs``, ``sampling``, ``path_dropout``,
-``build["C"]`` (channels), ``build["N"]`` / ``build["layers"]`` (cells), ``data_portion``
-and ``eval_mode``.  With ``subnet_search`` the last step also searches the sub-nets
-(``subnet_search.search_subnets``) and reports the best, so one trial is a whole one-shot search.
+``build["C"]`` (channels), ``build["N"]`` / ``build["layers"]`` (cells), ``data_portion``,
+``eval_mode``, ``bn_sharing`` (each op its own BatchNorm, or one per edge shared by its ops),
+``dropout`` (before the classifier) and ``soft_warmup_epochs``.  With ``subnet_search`` the
+last step also searches the sub-nets (``subnet_search.search_subnets``) and reports the
+best, so one trial is a whole one-shot search.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import time
 from typing import Any, Hashable, Iterator, Mapping
@@ -31,9 +35,11 @@ from raynas.data import ImageDataset, as_dataset
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
+from raynas.trainables.mixed_net import mixed_forward, uniform_weights
 from raynas.trainables.settings import SAMPLINGS, SupernetSettings
 from raynas.trainables.subnet_search import search_subnets
-from raynas.trainables.supernet_net import build_supernet, use_batch_statistics
+from raynas.trainables.supernet_nb101 import fair_paths
+from raynas.trainables.supernet_net import build_supernet, share_edge_norms, use_batch_statistics
 from search_spaces import SearchSpace, as_space
 from search_spaces.base import check_choice
 
@@ -48,7 +54,8 @@ class PathSampler:
     ``"uniform"`` samples a uniformly random architecture of the space (``space.sample``).
     ``"fair"`` (FairNAS' strict fairness) shuffles the op list of every edge once per group
     of ``len(space.ops)`` steps and takes the t-th op of each shuffle at step t, so each op
-    of each edge trains exactly once per group; DARTS node inputs stay uniform.
+    of each edge trains exactly once per group; DARTS node inputs stay uniform (NB101: the
+    graphs stay uniform and the op of every vertex position is shuffled, ``fair_paths``).
     ``"strict_fair"`` yields a whole fair group (a tuple of paths) each step.
     """
 
@@ -73,6 +80,8 @@ class PathSampler:
     def _fair_group(self) -> list[Hashable]:
         ops = list(self.space.ops)
         bases = [self.space.sample(self.rng).spec for _ in ops]
+        if self.space.name == "nb101":
+            return fair_paths(bases, self.rng)  # graphs uniform, ops fair per vertex position
         if self.space.name == "nb201":
             shuffles = [self.rng.permutation(ops) for _ in bases[0]]
             return [tuple(str(shuffles[k][t]) for k in range(len(base))) for t, base in enumerate(bases)]
@@ -93,7 +102,10 @@ class PathSampler:
 
 
 def make_supernet(settings: SupernetSettings, data: ImageDataset) -> nn.Module:
-    net = build_supernet(settings.space, data.num_classes, data.in_shape, settings.build, settings.bn_affine)
+    space = as_space(settings.space).name
+    net = build_supernet(space, data.num_classes, data.in_shape, settings.build, settings.bn_affine, settings.dropout)
+    if settings.bn_sharing == "shared":
+        share_edge_norms(net)
     return use_batch_statistics(net) if settings.bn_mode == "batch" else net
 
 
@@ -171,7 +183,7 @@ def load_supernet_state(checkpoint: tune.Checkpoint | str) -> dict[str, Any]:
 
 #: what a supernet trial reports
 class SupernetTrainable(ReconfigurableTrainable):
-    """Trains the supernet of ``config["space"]`` ("nb201" or "darts") one epoch per step.
+    """Trains the supernet of ``config["space"]`` ("nb201", "darts" or "nb101") one epoch per step.
 
     Config: the :class:`SupernetSettings` keys.  Reports ``epoch``, ``train_loss``,
     ``val_acc`` (mean inherited accuracy of the probe set), ``probe_best_acc``,
@@ -193,6 +205,7 @@ class SupernetTrainable(ReconfigurableTrainable):
         self.optimizer = sgd(self.model, s)
         self.scaler = grad_scaler(self.device, self.precision)
         self.probes = probe_archs(self.space, s.probe_archs)
+        self.soft_weights = uniform_weights(self.space.name, self.device) if s.soft_warmup_epochs else None
         self.last_probe: list[float] | None = None
         self.epoch = 0
 
@@ -241,10 +254,14 @@ class SupernetTrainable(ReconfigurableTrainable):
         s = self.settings
         for group in self.optimizer.param_groups:
             group["lr"] = s.lr_at(self.epoch)
-        batches = zip(self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion), self.sampler)
+        soft = self.epoch < s.soft_warmup_epochs  # soft one-shot warm-up: no path drawn
+        paths = itertools.repeat(None) if soft else self.sampler
+        batches = zip(self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion), paths)
 
         def batch_loss(batch: tuple[tuple[torch.Tensor, torch.Tensor], Hashable]) -> tuple[torch.Tensor, int]:
             (x, y), path = batch
+            if soft:
+                return nn.functional.cross_entropy(mixed_forward(self.model, x, self.soft_weights), y), len(y)
             paths = path if s.sampling == "strict_fair" else (path,)  # strict: a group, gradients summed
             loss = sum(nn.functional.cross_entropy(self.model(x, p, s.path_dropout), y) for p in paths)
             return loss, len(y)  # type: ignore[return-value]

@@ -1,4 +1,5 @@
-"""Weight-sharing supernets of the NB201 and DARTS cell spaces.
+"""Weight-sharing supernets of the NB201 and DARTS cell spaces (NB101's, with dynamic
+channels, is :mod:`raynas.trainables.supernet_nb101`; all three are built by :func:`build_supernet`).
 
 A supernet holds, on every edge of every cell, one module per candidate op, built by the
 space's own ``make_op`` (the modules stand-alone networks train; no second copy of the
@@ -15,6 +16,7 @@ from typing import Any, Hashable, Sequence
 import torch
 from torch import nn
 
+from raynas.trainables.supernet_nb101 import NB101Supernet
 from search_spaces import darts_net, nb201_net
 from search_spaces.darts_net import NetworkCIFAR, drop_path
 from search_spaces.nb201_net import NB201Network
@@ -60,9 +62,12 @@ class NB201Supernet(NB201Network):
 
     space = "nb201"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, C: int = 16, N: int = 5, affine: bool = True):
+    def __init__(
+        self, num_classes: int = 10, in_channels: int = 3, C: int = 16, N: int = 5, affine: bool = True, dropout: float = 0.0
+    ):
         super().__init__((), num_classes, in_channels, C, N, affine)
         self.options = {"num_classes": num_classes, "in_channels": in_channels, "C": C, "N": N, "affine": affine}
+        self.dropout = nn.Dropout(dropout)  # no state: the stand-alone network (eval) computes the same
 
     def make_cell(self, ops: Sequence[str], channels: int, affine: bool) -> nn.Module:
         return NB201SuperCell(channels, affine)
@@ -71,8 +76,12 @@ class NB201Supernet(NB201Network):
         x = self.stem(x)
         for block in self.cells:
             x = block(x, path, drop_prob) if isinstance(block, NB201SuperCell) else block(x)
+        return self.head(x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the last cell's output (shared by the single-path and the mixed-op forward)."""
         x = self.lastact(x)
-        return self.classifier(torch.flatten(self.global_pooling(x), 1))
+        return self.classifier(self.dropout(torch.flatten(self.global_pooling(x), 1)))
 
     def standalone(self, path: Sequence[str]) -> nn.Module:
         """A fresh stand-alone network of ``path`` with this supernet's shape."""
@@ -146,6 +155,7 @@ class DartsSupernet(NetworkCIFAR):
         stem_multiplier: int = 3,
         affine_ops: bool = True,
         pool_bn: bool = False,
+        dropout: float = 0.0,
     ):
         options = {
             "num_classes": num_classes,
@@ -158,6 +168,7 @@ class DartsSupernet(NetworkCIFAR):
         }
         super().__init__((), (), **options)
         self.options = options
+        self.dropout = nn.Dropout(dropout)  # no state: the stand-alone network (eval) computes the same
 
     def make_cell(
         self,
@@ -177,7 +188,11 @@ class DartsSupernet(NetworkCIFAR):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal, drop_prob)
-        return self.classifier(torch.flatten(self.global_pooling(s1), 1))
+        return self.head(s1)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the last cell's output (shared by the single-path and the mixed-op forward)."""
+        return self.classifier(self.dropout(torch.flatten(self.global_pooling(x), 1)))
 
     def standalone(self, path: Any) -> nn.Module:
         return NetworkCIFAR(path[0], path[1], **self.options)
@@ -194,25 +209,76 @@ class DartsSupernet(NetworkCIFAR):
         return ".".join(parts)
 
 
-SUPERNETS: dict[str, type[nn.Module]] = {"nb201": NB201Supernet, "darts": DartsSupernet}
-BUILD_OPTIONS: dict[str, tuple[str, ...]] = {"nb201": ("C", "N"), "darts": ("C", "layers", "stem_multiplier", "pool_bn")}
-DEFAULT_BUILD: dict[str, dict[str, Any]] = {"nb201": {"C": 16, "N": 5}, "darts": {"C": 16, "layers": 8}}
+SUPERNETS: dict[str, type[nn.Module]] = {"nb201": NB201Supernet, "darts": DartsSupernet, "nb101": NB101Supernet}
+BUILD_OPTIONS: dict[str, tuple[str, ...]] = {
+    "nb201": ("C", "N"),
+    "darts": ("C", "layers", "stem_multiplier", "pool_bn"),
+    "nb101": ("stem_channels", "num_stacks", "num_modules_per_stack"),
+}
+DEFAULT_BUILD: dict[str, dict[str, Any]] = {
+    "nb201": {"C": 16, "N": 5},
+    "darts": {"C": 16, "layers": 8},
+    "nb101": {"stem_channels": 128, "num_stacks": 3, "num_modules_per_stack": 3},
+}
 
 
 def build_supernet(
-    space: str, num_classes: int, in_shape: tuple[int, int, int], build: dict[str, Any], affine: bool = True
+    space: str,
+    num_classes: int,
+    in_shape: tuple[int, int, int],
+    build: dict[str, Any],
+    affine: bool = True,
+    dropout: float = 0.0,
 ) -> nn.Module:
-    """The supernet of ``space`` ("nb201" or "darts"); ``build`` takes the stand-alone
-    network's size options (NB201: C, N; DARTS: C, layers, stem_multiplier, pool_bn)."""
+    """The supernet of ``space`` ("nb201", "darts" or "nb101"); ``build`` takes the stand-alone
+    network's size options (NB201: C, N; DARTS: C, layers, stem_multiplier, pool_bn; NB101:
+    stem_channels, num_stacks, num_modules_per_stack);
+    ``dropout`` is applied before the classifier in training."""
     if space not in SUPERNETS:
         raise ValueError(f"no supernet for space {space!r}; allowed spaces are {list(SUPERNETS)}")
     unknown = sorted(set(build) - set(BUILD_OPTIONS[space]))
     if unknown:
         raise ValueError(f"unknown {space} supernet build options {unknown}; allowed: {list(BUILD_OPTIONS[space])}")
     options = {**DEFAULT_BUILD[space], **build}
+    if space == "nb101":
+        return NB101Supernet(num_classes, in_shape[0], affine=affine, dropout=dropout, **options)
     if space == "nb201":
-        return NB201Supernet(num_classes, in_shape[0], affine=affine, **options)
-    return DartsSupernet(num_classes, in_shape, affine_ops=affine, **options)
+        return NB201Supernet(num_classes, in_shape[0], affine=affine, dropout=dropout, **options)
+    return DartsSupernet(num_classes, in_shape, affine_ops=affine, dropout=dropout, **options)
+
+
+def share_edge_norms(supernet: nn.Module) -> nn.Module:
+    """Edge-shared BN (``bn_sharing="shared"``): on every edge, the ops whose output BatchNorms
+    have the same width and affine setting use one BatchNorm module (statistics and
+    scale/shift), the first such op's.  (The study's WSBN, NAO's, is the other direction: an op
+    shared by several inputs gets one BatchNorm per input; with one op per edge, as here, that
+    is plain per-op BN.)
+
+    Every NB201 and DARTS op that has a BatchNorm ends in it (its last one), and only that one
+    is shared, so a path still holds exactly one stand-alone op per edge: the shared module
+    appears in the state dict under each op's name and :func:`extract_subnet` copies it as that
+    op's own BatchNorm (sub-net == extracted stand-alone network still holds).  Inner BatchNorms
+    (the first half of a DARTS ``sep_conv``) stay per op.
+    """
+    edges = [
+        edge
+        for cell in supernet.modules()
+        if isinstance(cell, (NB201SuperCell, DartsSuperCell))
+        for edge in (cell.edges.values() if isinstance(cell.edges, nn.ModuleDict) else cell.edges)
+    ]
+    if not edges:
+        raise ValueError(f"{type(supernet).__name__} has no NB201 or DARTS super-cells whose edge BatchNorms could be shared")
+    for edge in edges:
+        shared: dict[tuple[int, bool], nn.Module] = {}
+        for op in edge.values():
+            norms = [(n, m) for n, m in op.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            if not norms:
+                continue
+            name, norm = norms[-1]
+            owner = shared.setdefault((norm.num_features, norm.affine), norm)
+            parent, _, child = name.rpartition(".")
+            setattr(op.get_submodule(parent), child, owner)
+    return supernet
 
 
 def use_batch_statistics(module: nn.Module) -> nn.Module:
@@ -233,14 +299,18 @@ def tracks_running_stats(module: nn.Module) -> bool:
 
 def extract_subnet(supernet: nn.Module, path: Hashable) -> nn.Module:
     """A stand-alone network of ``path`` holding the supernet's weights for that path
-    (BatchNorms in the same mode), in the supernet's train/eval mode."""
+    (BatchNorms in the same mode), in the supernet's train/eval mode.  A supernet with
+    ``dynamic_channels`` (NB101) gives each tensor's leading slice of the stand-alone shape."""
     net = supernet.standalone(path)  # type: ignore[operator]
     if not tracks_running_stats(supernet):
         use_batch_statistics(net)
+    shapes = {k: v.shape for k, v in net.state_dict().items()} if getattr(supernet, "dynamic_channels", False) else {}
     state = {}
     for key, value in supernet.state_dict().items():
         name = supernet.subnet_key(key, path)  # type: ignore[operator]
         if name is not None:
+            if name in shapes:
+                value = value[tuple(slice(0, size) for size in shapes[name])]
             state[name] = value.clone()
     net.load_state_dict(state)
     return net.train(supernet.training)
