@@ -15,7 +15,7 @@ count; wall time on an idle machine is about the same); the cell it returns is s
 * ``darts2``: second-order DARTS (``order=2``, the unrolled architecture gradient), its
   epochs fitted to the same budget (each costs about 3x a first-order epoch).
 * ``supernet + random``: ``SupernetTrainable`` (its default recipe) for 70% of the budget, then
-  random cells scored by inherited validation accuracy (BN re-calibrated) until the budget ends.
+  random cells scored by its ``rank_by`` score (BN re-calibrated) until the budget ends.
 * ``REA stand-alone``: regularized evolution, each cell trained from scratch (``epochs`` of the
   stand-alone trainer) until the budget ends; the best validation accuracy's cell.
 
@@ -41,7 +41,7 @@ from raynas.data import load_dataset
 from raynas.trainables.differentiable import DifferentiableTrainable
 from raynas.trainables.mixed_net import skip_count
 from raynas.trainables.standalone import ArchTraining
-from raynas.trainables.supernet import SupernetTrainable, evaluate_path
+from raynas.trainables.supernet import SupernetTrainable, path_score
 from search_spaces import get_space
 from searchers.evolution import RegularizedEvolution
 
@@ -101,7 +101,7 @@ def supernet_random(seed: int, epochs: int, budget_s: float) -> dict[str, Any]:
     for arch in SPACE.sample_unique(2000, 1000 + seed):
         if time.process_time() - start >= budget_s and scored:
             break
-        acc = evaluate_path(trainable.model, arch.spec, trainable.data, trainable.settings)
+        acc = path_score(trainable.model, arch.spec, trainable.data, trainable.settings)
         scored += 1
         if best is None or acc > best[1]:
             best = (arch, acc)

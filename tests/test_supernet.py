@@ -2,6 +2,8 @@
 the Tune trainable, Ray-task scoring and search on a trained supernet."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -16,8 +18,10 @@ from raynas.trainables.supernet import (
     evaluate_path,
     load_supernet_state,
     make_supernet,
+    path_score,
     recalibrate_bn,
 )
+from raynas.trainables.settings import RANK_BYS
 from raynas.trainables.mixed_net import mixed_forward, uniform_weights
 from raynas.trainables.subnet_search import search_subnets
 from raynas.trainables.supernet_net import extract_subnet
@@ -150,6 +154,32 @@ def test_inherited_accuracy_equals_the_extracted_subnets_accuracy(digits):
     assert evaluate_path(net, arch.spec, digits, settings) == accuracy(extract_subnet(net, arch.spec), digits, "valid")
 
 
+def test_rank_by_scores_subnets_by_accuracy_or_negated_loss_on_valid_or_train_and_valid(digits):
+    settings = SupernetSettings.from_config({"build": SIZES["nb201"], "bn_mode": "running"})
+    net = make_supernet(settings, digits)
+    arch = get_space("nb201").sample(3)
+    sub = extract_subnet(net, arch.spec).eval()
+
+    def loss(split: str) -> tuple[float, int]:
+        with torch.no_grad():
+            total = sum(float(torch.nn.functional.cross_entropy(sub(x), y, reduction="sum")) for x, y in digits.batches(split, 256))
+        return total, digits.size(split)
+
+    (valid_loss, n_valid), (train_loss, n_train) = loss("valid"), loss("train")
+    scores = {rank: path_score(net, arch.spec, digits, dataclasses.replace(settings, rank_by=rank)) for rank in RANK_BYS}
+    assert scores["valid_acc"] == evaluate_path(net, arch.spec, digits, settings)
+    assert scores["valid_loss"] == pytest.approx(-valid_loss / n_valid, rel=1e-5)
+    assert scores["train_valid_loss"] == pytest.approx(-(valid_loss + train_loss) / (n_valid + n_train), rel=1e-5)
+    train_acc = accuracy(sub, digits, "train")
+    assert scores["train_valid_acc"] == pytest.approx((scores["valid_acc"] * n_valid + train_acc * n_train) / (n_valid + n_train))
+
+
+def test_subnet_search_ranks_by_rank_by_and_still_reports_valid_accuracy(digits):
+    config = {**TINY, "epochs": 1, "subnet_search": "random", "subnet_samples": 4, "rank_by": "train_valid_loss"}
+    result = SupernetTrainable(config=config).train()
+    assert result["best_arch_score"] < 0 and 0 <= result["best_arch_acc"] <= 100
+
+
 @pytest.mark.parametrize("space", ["nb201", "darts"])
 def test_fair_sampling_trains_every_op_of_every_edge_once_per_group(space):
     sampler = PathSampler(get_space(space), "fair", seed=0)
@@ -228,7 +258,7 @@ def test_restored_supernet_trial_continues_exactly(digits, knobs):
     assert got["val_acc"] == expected["val_acc"] and got["rank_stability"] == expected["rank_stability"]
     state = second.supernet_state()  # a supernet rebuilt from the scoring state scores as the trained one
     arch = get_space(config.get("space", "nb201")).sample(4)
-    assert score_texts(state, [str(arch)], digits) == [evaluate_path(second.model, arch.spec, digits, second.settings)]
+    assert score_texts(state, [str(arch)], digits) == [path_score(second.model, arch.spec, digits, second.settings)]
 
 
 @pytest.mark.parametrize(
@@ -237,6 +267,7 @@ def test_restored_supernet_trial_continues_exactly(digits, knobs):
         ({"bn_mode": "train"}, "bn_mode.*allowed values are \\['recalibrate', 'running', 'batch'\\]"),
         ({"sampling": "greedy"}, "sampling.*\\['uniform', 'fair', 'strict_fair'\\]"),
         ({"eval_mode": "fast"}, "eval_mode.*\\['full', 'minibatch'\\]"),
+        ({"rank_by": "test_acc"}, "rank_by.*\\['valid_acc', 'valid_loss', 'train_valid_acc', 'train_valid_loss'\\]"),
         ({"bn_affine": "yes"}, "bn_affine.*\\[True, False\\]"),
         ({"space": "nago"}, "space.*\\['nb201', 'darts', 'nb101'\\]"),
         ({"path_dropout": 1.0}, "path_dropout must be in \\[0, 1\\)"),
@@ -290,7 +321,7 @@ def test_supernet_in_a_tune_run_resumes_and_scores_archs_as_ray_tasks(ray_sessio
     state = load_supernet_state(result.checkpoint)
     archs = get_space("nb201").sample_unique(5, 1)
     scores = score_archs(state, archs, digits, chunk_size=2)
-    assert len(scores) == 5 and all(0 <= s <= 100 for s in scores)
+    assert len(scores) == 5 and all(s < 0 for s in scores)  # rank_by=train_valid_loss: negated cross-entropy
     assert scores == score_texts(state, [str(a) for a in archs], digits)
     with pytest.raises(ValueError, match="edge 1<-0 op"):
         score_archs(state, ["|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|"], digits)

@@ -189,7 +189,7 @@ SELFSUP_REPORTS = {"ssl_loss": "min", "knn_acc": "max", "params": "min", "flops"
 SAMPLED_REPORTS = {**STANDALONE_REPORTS, "val_acc_std": "min", "val_acc_min": "max"}
 SUPERNET_REPORTS = {"val_acc": "max", "probe_best_acc": "max", "rank_stability": "max", "train_loss": "min",
                     "params": "min", "epoch": "max", "epoch_time_s": "min", "probe_time_s": "min",
-                    "best_arch_acc": "max", "search_time_s": "min"}  # fmt: skip
+                    "best_arch_acc": "max", "best_arch_score": "max", "search_time_s": "min"}  # fmt: skip
 #: what a differentiable-search trial reports (``table_acc`` with a benchmark table, ``tau`` for GDAS)
 DIFFERENTIABLE_REPORTS = {"val_acc": "max", "table_acc": "max", "train_loss": "min", "skip_count": "min",
                           "alpha_entropy": "min", "tau": "min", "params": "min", "epoch": "max",

@@ -13,7 +13,8 @@ results are in ``docs/supernet.md``): ``bn_mode``, ``bn_affine``, ``lr``, ``epoc
 ``weight_decay``, ``grad_clip``, ``warmup_epochs``, ``sampling``, ``path_dropout``,
 ``build["C"]`` (channels), ``build["N"]`` / ``build["layers"]`` (cells), ``data_portion``,
 ``eval_mode``, ``bn_sharing`` (each op its own BatchNorm, or one per edge shared by its ops),
-``dropout`` (before the classifier) and ``soft_warmup_epochs``.  With ``subnet_search`` the
+``dropout`` (before the classifier), ``soft_warmup_epochs`` and ``rank_by`` (the score that
+ranks sub-nets: accuracy or loss, on valid or train + valid).  With ``subnet_search`` the
 last step also searches the sub-nets (``subnet_search.search_subnets``) and reports the
 best, so one trial is a whole one-shot search.
 """
@@ -23,7 +24,7 @@ import dataclasses
 import itertools
 import os
 import time
-from typing import Any, Hashable, Iterator, Mapping
+from typing import Any, Hashable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -133,30 +134,49 @@ def recalibrate_bn(net: nn.Module, path: Hashable, data: ImageDataset, settings:
 
 
 @torch.no_grad()
-def evaluate_path(
-    net: nn.Module, path: Hashable, data: ImageDataset, settings: SupernetSettings, split: str = "valid"
-) -> float:
-    """Accuracy (percent) of sub-network ``path`` with inherited weights on ``split``,
-    under the settings' ``bn_mode`` and ``eval_mode``.  The supernet is left unchanged."""
+def path_metrics(
+    net: nn.Module, path: Hashable, data: ImageDataset, settings: SupernetSettings, splits: Sequence[str] = ("valid",)
+) -> tuple[float, float]:
+    """Accuracy (percent) and mean cross-entropy of sub-network ``path`` with inherited
+    weights on ``splits`` together, under the settings' ``bn_mode`` and ``eval_mode`` (one
+    fixed batch per split).  The supernet is left unchanged."""
     saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in _batch_norms(net)]
     if settings.bn_mode == "recalibrate":
         recalibrate_bn(net, path, data, settings)
     net.eval()
-    if settings.eval_mode == "full":
-        batches = data.batches(split, EVAL_BATCH)
-    else:
-        generator = torch.Generator(data.device).manual_seed(settings.seed)
-        batches = iter([next(data.batches(split, settings.batch_size, True, False, generator))])
-    correct, seen = 0, 0
+    correct, loss, seen = 0, 0.0, 0
     with autocast(data.device, settings.precision):
-        for x, y in batches:
-            correct = correct + (net(x, path).argmax(1) == y).sum()
-            seen += len(y)
+        for split in splits:
+            if settings.eval_mode == "full":
+                batches = data.batches(split, EVAL_BATCH)
+            else:
+                generator = torch.Generator(data.device).manual_seed(settings.seed)
+                batches = iter([next(data.batches(split, settings.batch_size, True, False, generator))])
+            for x, y in batches:
+                logits = net(x, path)
+                correct = correct + (logits.argmax(1) == y).sum()
+                loss = loss + nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+                seen += len(y)
     for m, (mean, var, count) in zip(_batch_norms(net), saved):
         m.running_mean.copy_(mean)
         m.running_var.copy_(var)
         m.num_batches_tracked.copy_(count)
-    return 100.0 * int(correct) / seen
+    return 100.0 * int(correct) / seen, float(loss) / seen
+
+
+def evaluate_path(
+    net: nn.Module, path: Hashable, data: ImageDataset, settings: SupernetSettings, split: str = "valid"
+) -> float:
+    """Accuracy (percent) of sub-network ``path`` with inherited weights on ``split``."""
+    return path_metrics(net, path, data, settings, (split,))[0]
+
+
+def path_score(net: nn.Module, path: Hashable, data: ImageDataset, settings: SupernetSettings) -> float:
+    """The score sub-nets are ranked by (``settings.rank_by``; larger is better): inherited
+    accuracy, or the negated cross-entropy, on the valid split or on train and valid."""
+    splits = ("train", "valid") if settings.rank_by.startswith("train_valid") else ("valid",)
+    accuracy, loss = path_metrics(net, path, data, settings, splits)
+    return -loss if settings.rank_by.endswith("loss") else accuracy
 
 
 def probe_archs(space: SearchSpace, count: int) -> list[Arch]:
@@ -228,15 +248,17 @@ class SupernetTrainable(ReconfigurableTrainable):
         return result
 
     def _search_subnets(self) -> dict[str, Any]:
-        """The best sub-net by inherited validation accuracy, in this trial's process (no
+        """The best sub-net by the ``rank_by`` score, in this trial's process (no
         nested Ray tasks competing with the trials for CPUs)."""
         s, start = self.settings, time.perf_counter()
 
         def score(texts: list[str]) -> list[float]:
-            return [evaluate_path(self.model, self.space.parse(t).spec, self.data, s) for t in texts]
+            return [path_score(self.model, self.space.parse(t).spec, self.data, s) for t in texts]
 
-        [(arch, acc)] = search_subnets(self.space, score, s.subnet_search, s.subnet_samples, 1, s.seed)
-        return {"best_arch": str(arch), "best_arch_acc": acc, "search_time_s": time.perf_counter() - start}
+        [(arch, value)] = search_subnets(self.space, score, s.subnet_search, s.subnet_samples, 1, s.seed)
+        acc = value if s.rank_by == "valid_acc" else evaluate_path(self.model, arch.spec, self.data, s)
+        return {"best_arch": str(arch), "best_arch_acc": acc, "best_arch_score": value,
+                "search_time_s": time.perf_counter() - start}  # fmt: skip
 
     def _probe(self) -> dict[str, float]:
         start = time.perf_counter()

@@ -18,21 +18,25 @@ from raynas.data import ImageDataset
 from raynas.devices import trial_device
 from raynas.parallel import use_allotted_threads
 from raynas.trainables.subnet_search import Scored, top_scored, evolve
-from raynas.trainables.supernet import evaluate_path, load_supernet
+from raynas.trainables.supernet import evaluate_path, load_supernet, path_score
 from search_spaces import SearchSpace, as_space
 
 
-def score_texts(state: Mapping[str, Any], texts: Sequence[str], data: ImageDataset, split: str = "valid") -> list[float]:
-    """Inherited-weight accuracies of the architectures ``texts``, in this process (on its GPU
-    when Ray gave it one)."""
+def score_texts(
+    state: Mapping[str, Any], texts: Sequence[str], data: ImageDataset, split: str | None = None
+) -> list[float]:
+    """Inherited-weight scores of the architectures ``texts`` (the settings' ``rank_by``; with
+    ``split``, accuracy on that split), in this process (on its GPU when Ray gave it one)."""
     data = data.to(trial_device(state["settings"].get("device", "auto")))
     net, settings = load_supernet(state, data)
     space = as_space(settings.space)
+    if split is None:
+        return [path_score(net, space.parse(text).spec, data, settings) for text in texts]
     return [evaluate_path(net, space.parse(text).spec, data, settings, split) for text in texts]
 
 
 @ray.remote(num_cpus=1)
-def _score_chunk(state: Mapping[str, Any], texts: Sequence[str], data: ImageDataset, split: str) -> list[float]:
+def _score_chunk(state: Mapping[str, Any], texts: Sequence[str], data: ImageDataset, split: str | None) -> list[float]:
     use_allotted_threads()
     return score_texts(state, texts, data, split)
 
@@ -47,12 +51,13 @@ def score_archs(
     supernet_state: Mapping[str, Any] | ray.ObjectRef,
     archs: Sequence[Arch | str],
     data: ImageDataset | ray.ObjectRef,
-    split: str = "valid",
+    split: str | None = None,
     chunk_size: int | None = None,
     num_gpus: float = 0.0,
 ) -> list[float]:
-    """Accuracy (percent) of each architecture with the supernet's inherited weights, one
-    value per architecture in order, computed by Ray tasks (each on ``num_gpus`` GPUs).
+    """The inherited-weight score of each architecture (the supernet settings' ``rank_by``,
+    by default valid accuracy in percent; with ``split``, accuracy on that split), one value
+    per architecture in order, computed by Ray tasks (each on ``num_gpus`` GPUs).
 
     ``supernet_state`` is :meth:`SupernetTrainable.supernet_state` or
     :func:`load_supernet_state`'s result; it and ``data`` are put in the object store once
@@ -83,9 +88,9 @@ def random_search(
     num_samples: int = 100,
     top_k: int = 5,
     seed: int = 0,
-    split: str = "valid",
+    split: str | None = None,
 ) -> list[Scored]:
-    """Score ``num_samples`` distinct random architectures by inherited accuracy in one
+    """Score ``num_samples`` distinct random architectures (the settings' ``rank_by``) in one
     bulk Ray map; the ``top_k`` best as ``(arch, accuracy)``, best first."""
     space = as_space(supernet_state["settings"]["space"])
     archs = space.sample_unique(num_samples, seed)
@@ -101,10 +106,10 @@ def evolution_search(
     batch_size: int = 10,
     top_k: int = 5,
     seed: int = 0,
-    split: str = "valid",
+    split: str | None = None,
 ) -> list[Scored]:
     """Regularized evolution (:class:`~searchers.evolution.RegularizedEvolution`, the searcher
-    Tune runs) scored by inherited accuracy, ``batch_size`` children per Ray map.
+    Tune runs) scored by the settings' ``rank_by``, ``batch_size`` children per Ray map.
 
     Stops after ``num_samples`` distinct architectures; returns the ``top_k`` best seen, best first.
     """
