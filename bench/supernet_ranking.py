@@ -132,6 +132,11 @@ ROUNDS: dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]] = {
         ("strict_fair, epochs=30 + rank_by=train_valid_loss", {"sampling": "strict_fair", "epochs": 30,
                                                               "rank_by": "train_valid_loss"}),
         ("soft_warmup_epochs=10 + rank_by=train_valid_loss", {"soft_warmup_epochs": 10, "rank_by": "train_valid_loss"}),
+        ("strict_fair + rank_by=train_valid_loss + bn_mode=batch", {"sampling": "strict_fair", "rank_by": "train_valid_loss",
+                                                                    "bn_mode": "batch"}),
+        ("strict_fair + rank_by=train_valid_loss + bn_recal_batches=16", {"sampling": "strict_fair",
+                                                                          "rank_by": "train_valid_loss",
+                                                                          "bn_recal_batches": 16}),
     ]),
 }
 EVAL_KEYS = ("bn_mode", "bn_recal_batches", "eval_mode", "rank_by")
@@ -375,7 +380,7 @@ def stage_report(args: argparse.Namespace, data: Any) -> None:
     print(f"setup: NB201 C={BUILD['C']} N={BUILD['N']} on {DATASET} ({data.size('train')} train / "
           f"{data.size('valid')} valid / {data.size('test')} test images), {NUM_ARCHS} distinct archs (seed {ARCH_SEED}); "
           f"stand-alone: StandaloneTrainable {STANDALONE['epochs']} epochs, seeds {SA_SEEDS}, truth = mean test_acc; "
-          f"supernet seeds {SN_SEEDS}, scores = inherited valid accuracy; one torch thread")
+          f"supernet seeds {SN_SEEDS}, scores = each recipe's rank_by (before round 4: inherited valid accuracy); one torch thread")
     print(f"best recipe: {json.dumps(recipe)}")
     if not all(f"{a}|{s}" in sa.data for a in archs for s in SA_SEEDS):
         print("stand-alone ground truth incomplete: run the standalone stage")
@@ -433,12 +438,15 @@ STAGES = {"standalone": stage_standalone, "ablation": stage_ablation, "search": 
 
 
 def main() -> None:
+    global SN_SEEDS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stage", nargs="?", choices=list(STAGES), help="digits protocol stage (without --benchmark)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/raynas_supernet_bench"))
     parser.add_argument("--budget-s", type=float, default=480.0, help="stop starting new work after this many seconds")
     parser.add_argument("--round", choices=list(ROUNDS), default=list(ROUNDS)[-1], help="ablation round (default: last)")
     parser.add_argument("--only", nargs="*", help="ablation labels to run (default: all)")
+    parser.add_argument("--sn-seeds", type=int, nargs="+", default=list(SN_SEEDS),
+                        help=f"supernet seeds of the ablation and its report (default {' '.join(map(str, SN_SEEDS))})")
     table = parser.add_argument_group("benchmark-table protocol (bench/supernet_table_ranking.py)")
     table.add_argument("--benchmark", help="NB201 Parquet table: rank against its column of --dataset instead of digits")
     table.add_argument("--dataset", default="cifar10", help="data spec the supernet trains on, e.g. cifar10:/data/cifar10")
@@ -450,6 +458,7 @@ def main() -> None:
     table.add_argument("--address", help="Ray cluster address (default: a local Ray)")
     table.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="supernet recipe keys")
     args = parser.parse_args()
+    SN_SEEDS = tuple(args.sn_seeds)
     if args.benchmark:
         supernet_table_ranking.run(args)
         return
