@@ -35,6 +35,8 @@ Spec = tuple[CellSpec, CellSpec]
 CELLS: tuple[str, str] = ("normal", "reduce")
 NUM_NODES = 4
 NUM_ENTRIES = 2 * NUM_NODES
+#: cell states concatenated into the cell output (all four nodes)
+CONCAT: tuple[int, ...] = tuple(range(2, NUM_NODES + 2))
 CONFIG_KEYS: tuple[str, ...] = tuple(
     key
     for cell in CELLS
@@ -128,6 +130,36 @@ def genotype_graph(spec: Spec, num_nodes: int, concat: Sequence[int]) -> nx.DiGr
     return graph
 
 
+def parse_genotype(
+    text: str, label: str, num_entries: int, concat: re.Pattern[str], concat_rule: str, template: str
+) -> Spec:
+    """The two cells of a DARTS ``Genotype(...)`` string of ``num_entries`` (op, input) pairs
+    each, whose concat lists match ``concat``; errors name ``label`` and ``concat_rule``."""
+    match = _GENOTYPE.fullmatch(text)
+    if not match:
+        raise ValueError(f"{label} arch string {text!r} is not a Genotype; expected {template}")
+    cells = []
+    for cell in CELLS:
+        concat_text = match.group(f"{cell}_concat")
+        if not concat.fullmatch(concat_text):
+            raise ValueError(f"{cell}_concat must be {concat_rule}, got {concat_text!r}")
+        body = match.group(cell)
+        if not _PAIR_LIST.fullmatch(body):
+            raise ValueError(f"{cell} cell [{body}] must be a list of ('op', input) pairs; expected {template}")
+        pairs = tuple((op, int(i)) for op, i in re.findall(_PAIR, body))
+        if len(pairs) != num_entries:
+            raise ValueError(f"{cell} cell needs {num_entries} (op, input) pairs (2 per node), got {len(pairs)}")
+        cells.append(pairs)
+    return cells[0], cells[1]
+
+
+def format_genotype(spec: Spec, concat: Sequence[int]) -> str:
+    """``spec`` as the DARTS repository writes a ``Genotype`` (both cells concatenating ``concat``)."""
+    normal, reduce = (", ".join(f"('{op}', {i})" for op, i in cell) for cell in spec)
+    states = ", ".join(map(str, concat))
+    return f"Genotype(normal=[{normal}], normal_concat=[{states}], reduce=[{reduce}], reduce_concat=[{states}])"
+
+
 def allowed_pairs(node: int) -> list[str]:
     """Values of ``{cell}_inputs_{node}``: node ``node``'s unordered input pairs as ``"i_j"``, i < j."""
     return [f"{i}_{j}" for i, j in itertools.combinations(range(node + 2), 2)]
@@ -174,31 +206,10 @@ class DartsSpace(SearchSpace):
 
     # ------------------------------------------------------------------ spec hooks
     def _parse_spec(self, text: str) -> Spec:
-        match = _GENOTYPE.fullmatch(text)
-        if not match:
-            raise ValueError(f"DARTS arch string {text!r} is not a Genotype; expected {_TEMPLATE}")
-        cells = []
-        for cell in CELLS:
-            concat = match.group(f"{cell}_concat")
-            if not _CONCAT.fullmatch(concat):
-                raise ValueError(
-                    f"{cell}_concat must be [2, 3, 4, 5] (all four nodes, as in NB301), got {concat!r}"
-                )
-            body = match.group(cell)
-            if not _PAIR_LIST.fullmatch(body):
-                raise ValueError(f"{cell} cell [{body}] must be a list of ('op', input) pairs; expected {_TEMPLATE}")
-            pairs = tuple((op, int(i)) for op, i in re.findall(_PAIR, body))
-            if len(pairs) != NUM_ENTRIES:
-                raise ValueError(f"{cell} cell needs {NUM_ENTRIES} (op, input) pairs (2 per node), got {len(pairs)}")
-            cells.append(pairs)
-        return cells[0], cells[1]
+        return parse_genotype(text, "DARTS", NUM_ENTRIES, _CONCAT, "[2, 3, 4, 5] (all four nodes, as in NB301)", _TEMPLATE)
 
     def _format(self, spec: Spec) -> str:
-        normal, reduce = (", ".join(f"('{op}', {i})" for op, i in cell) for cell in spec)
-        return (
-            f"Genotype(normal=[{normal}], normal_concat=[2, 3, 4, 5], "
-            f"reduce=[{reduce}], reduce_concat=[2, 3, 4, 5])"
-        )
+        return format_genotype(spec, CONCAT)
 
     def _validate(self, spec: Spec) -> None:
         check_cells("DARTS", spec, self.ops, NUM_NODES)
@@ -355,4 +366,4 @@ class DartsSpace(SearchSpace):
         """Both cells in one DAG (two disjoint parts, node attribute ``cell``): per cell two
         ``input`` vertices, one vertex per op, a ``sum`` vertex per node and an ``output``
         (concat) vertex fed by all four sums.  Vertices are numbered in topological order."""
-        return genotype_graph(self._own(arch).spec, NUM_NODES, range(2, NUM_NODES + 2))
+        return genotype_graph(self._own(arch).spec, NUM_NODES, CONCAT)

@@ -31,7 +31,9 @@ import networkx as nx
 
 from raynas.arch import Arch
 from search_spaces.base import RngLike, SearchSpace, as_rng, check_choice
-from search_spaces.darts import _PAIR, _PAIR_LIST, CELLS, CellSpec, Spec, allowed_inputs, check_cells, genotype_graph
+from search_spaces.darts import (
+    CELLS, CellSpec, Spec, allowed_inputs, check_cells, format_genotype, genotype_graph, parse_genotype,
+)
 from search_spaces.registry import register_space
 from search_spaces.vocabulary import DARTS_OPS
 
@@ -47,10 +49,6 @@ EDGES: tuple[tuple[int, int], ...] = tuple((node, i) for node in range(NUM_NODES
 #: cell states concatenated into the cell output (the last four nodes)
 CONCAT: tuple[int, ...] = tuple(range(NUM_NODES - 2, NUM_NODES + 2))
 _CONCAT = re.compile(r"\[\s*3\s*,\s*4\s*,\s*5\s*,\s*6\s*\]|range\(\s*3\s*,\s*7\s*\)")
-_GENOTYPE = re.compile(
-    r"\s*Genotype\(\s*normal\s*=\s*\[(?P<normal>[^\[\]]*)\]\s*,\s*normal_concat\s*=\s*(?P<normal_concat>[^=]*?)"
-    r"\s*,\s*reduce\s*=\s*\[(?P<reduce>[^\[\]]*)\]\s*,\s*reduce_concat\s*=\s*(?P<reduce_concat>[^=]*?)\s*\)\s*"
-)
 _TEMPLATE = (
     "Genotype(normal=[('sep_conv_3x3', 0), ('skip_connect', 1), ...10 pairs], normal_concat=[3, 4, 5, 6], "
     "reduce=[...10 pairs], reduce_concat=[3, 4, 5, 6])"
@@ -87,27 +85,10 @@ class DartsCsnasSpace(SearchSpace):
 
     # ------------------------------------------------------------------ spec hooks
     def _parse_spec(self, text: str) -> Spec:
-        match = _GENOTYPE.fullmatch(text)
-        if not match:
-            raise ValueError(f"darts-csnas arch string {text!r} is not a Genotype; expected {_TEMPLATE}")
-        cells = []
-        for cell in CELLS:
-            concat = match.group(f"{cell}_concat")
-            if not _CONCAT.fullmatch(concat):
-                raise ValueError(f"{cell}_concat must be [3, 4, 5, 6] (the last four of 5 nodes), got {concat!r}")
-            body = match.group(cell)
-            if not _PAIR_LIST.fullmatch(body):
-                raise ValueError(f"{cell} cell [{body}] must be a list of ('op', input) pairs; expected {_TEMPLATE}")
-            pairs = tuple((op, int(i)) for op, i in re.findall(_PAIR, body))
-            if len(pairs) != NUM_ENTRIES:
-                raise ValueError(f"{cell} cell needs {NUM_ENTRIES} (op, input) pairs (2 per node), got {len(pairs)}")
-            cells.append(pairs)
-        return cells[0], cells[1]
+        return parse_genotype(text, "darts-csnas", NUM_ENTRIES, _CONCAT, "[3, 4, 5, 6] (the last four of 5 nodes)", _TEMPLATE)
 
     def _format(self, spec: Spec) -> str:
-        normal, reduce = (", ".join(f"('{op}', {i})" for op, i in cell) for cell in spec)
-        concat = ", ".join(map(str, CONCAT))
-        return f"Genotype(normal=[{normal}], normal_concat=[{concat}], reduce=[{reduce}], reduce_concat=[{concat}])"
+        return format_genotype(spec, CONCAT)
 
     def _validate(self, spec: Spec) -> None:
         check_cells("darts-csnas", spec, self.ops, NUM_NODES)
