@@ -5,8 +5,9 @@ two augmented views per image (:mod:`raynas.views`), the backbone and projection
 (:class:`~raynas.trainables.contrastive.ContrastiveModel`), and SimCLR's NT-Xent loss
 (``ssl_method="simclr"``), memory-bank NCE (``ssl_method="nce"``, temperature 0.07, EMA
 bank) or CSNAS's image + patch NCE (``ssl_method="pirl"``: an image branch, flips only, and a
-patch branch of ``patch_views`` augmented views, both against one bank of image features).  Every epoch reports ``ssl_loss`` (the epoch's mean loss; lower is better, so search
-it with ``mode="min"``).  Training reads ``data.x`` only: labels never reach the loss, the
+patch branch of ``patch_views`` augmented views, both against one bank of image features).
+Every epoch reports ``ssl_loss`` (the epoch's mean loss; lower is better, so search it with
+``mode="min"``).  Training reads ``data.x`` only: labels never reach the loss, the
 augmentations or the RNG.  With ``knn_probe=True`` the epoch also reports ``knn_acc``, a kNN
 classification of the valid split on the backbone's features, the one use of labels, for
 checking the objective and never for training.
@@ -56,7 +57,12 @@ def unlabelled_batches(
     starts = range(0, count - batch_size + 1, batch_size) if count >= batch_size else [0]
     for start in starts:
         index = order[start : start + batch_size]
-        yield index, data.x["train"][index].float() * data.scale
+        yield index, train_pixels(data, index)
+
+
+def train_pixels(data: ImageDataset, index: torch.Tensor) -> torch.Tensor:
+    """The train images ``index``, pixels scaled to [0, 1] for the usual datasets."""
+    return data.x["train"][index].float() * data.scale
 
 
 def standardise(pixels: torch.Tensor, data: ImageDataset) -> torch.Tensor:
@@ -104,18 +110,18 @@ class ContrastiveTraining(ArchTraining):
         count = portion_size(self.data, self.settings.data_portion)
         # near-equal chunks of at most 256: never a batch of one, which train-mode BatchNorm refuses
         for index in torch.arange(count, device=self.data.device).tensor_split(math.ceil(count / 256)):
-            criterion.fill(index, self.model(standardise(self.data.x["train"][index].float() * self.data.scale, self.data)))
+            criterion.fill(index, self.model(standardise(train_pixels(self.data, index), self.data)))
         criterion.filled.fill_(True)
 
     def batch_loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, int]:
         index, pixels = batch
         views = self.settings.views(self.data.flip)
-        count = self.model.criterion.num_views
-        if isinstance(self.model.criterion, ImagePatchNCE):
+        criterion = self.model.criterion
+        if isinstance(criterion, ImagePatchNCE):
             first = flipped_view(pixels, self.data.flip, self.generator)  # the image branch: no crop, no colour
-            rest = [random_view(pixels, views, self.generator) for _ in range(count - 1)]
         else:
-            first, rest = random_view(pixels, views, self.generator), [random_view(pixels, views, self.generator)]
+            first = random_view(pixels, views, self.generator)
+        rest = [random_view(pixels, views, self.generator) for _ in range(criterion.num_views - 1)]
         batch_views = [standardise(view, self.data) for view in [first, *rest]]
         return self.model.loss(batch_views, index, self.generator), len(index)
 
