@@ -22,7 +22,7 @@ from raynas.trainables.supernet import (
     recalibrate_bn,
 )
 from raynas.trainables.settings import RANK_BYS
-from raynas.trainables.mixed_net import mixed_forward, uniform_weights
+from raynas.trainables.mixed_net import leaned_weights, mixed_forward, uniform_weights
 from raynas.trainables.subnet_search import search_subnets
 from raynas.trainables.supernet_net import extract_subnet
 from raynas.trainables.supernet_search import (
@@ -147,6 +147,30 @@ def test_soft_warmup_epochs_train_the_soft_model_then_single_paths(digits):
     assert trainable.sampler.get_state() != sampler_state
 
 
+@pytest.mark.parametrize("space", ["nb201", "darts"])
+def test_soft_alpha_leans_each_edge_toward_the_path_and_keeps_rows_summing_to_one(space):
+    arch = get_space(space).sample(3)
+    uniform, leaned = uniform_weights(space), leaned_weights(space, arch.spec, 0.1)
+    for u, w in zip(uniform, leaned):
+        assert torch.allclose(w.sum(1), torch.ones(len(w)))
+        n = w.shape[1]
+        on_path = (w - u).abs().sum(1) > 0
+        assert torch.allclose(w[on_path].max(1).values, torch.full((int(on_path.sum()),), 1 / n + 0.1))
+        assert torch.allclose(w[on_path].min(1).values, torch.full((int(on_path.sum()),), 1 / n - 0.1 / (n - 1)))
+    edges = 6 if space == "nb201" else 8  # DARTS: the path's 8 of 14 edges, the others stay uniform
+    assert int(((leaned[0] - uniform[0]).abs().sum(1) > 0).sum()) == edges
+    path = leaned_weights(space, arch.spec, 1 - 1 / len(get_space(space).ops))[0]  # the largest alpha: the path itself
+    assert torch.allclose(path[path.max(1).values > 0.5].sum(1), path[path.max(1).values > 0.5].max(1).values)
+
+
+def test_soft_alpha_draws_a_path_each_warmup_step_and_changes_the_training(digits):
+    config = {**TINY, "epochs": 2, "soft_warmup_epochs": 1, "probe_archs": 0, "data_portion": 0.1}
+    plain, leaned = SupernetTrainable(config=config), SupernetTrainable(config={**config, "soft_alpha": 0.2})
+    state = leaned.sampler.get_state()
+    assert plain.train()["train_loss"] != leaned.train()["train_loss"]
+    assert leaned.sampler.get_state() != state  # a path per step, drawn from the sampler's generator
+
+
 def test_inherited_accuracy_equals_the_extracted_subnets_accuracy(digits):
     settings = SupernetSettings.from_config({"build": SIZES["nb201"], "bn_mode": "running"})
     net = make_supernet(settings, digits)
@@ -241,9 +265,9 @@ NB101_TINY = {"space": "nb101", "build": {"stem_channels": 8, "num_stacks": 1, "
 
 @pytest.mark.parametrize(
     "knobs",
-    [{"sampling": "fair"}, {"soft_warmup_epochs": 1, "bn_sharing": "shared", "dropout": 0.2},
+    [{"sampling": "fair"}, {"soft_warmup_epochs": 1, "soft_alpha": 0.01, "bn_sharing": "shared", "dropout": 0.2},
      {**NB101_TINY, "sampling": "fair", "path_dropout": 0.1, "dropout": 0.2}],  # fmt: skip
-    ids=["fair", "soft+shared_bn+dropout", "nb101-fair+path_dropout+dropout"],
+    ids=["fair", "soft+alpha+shared_bn+dropout", "nb101-fair+path_dropout+dropout"],
 )
 def test_restored_supernet_trial_continues_exactly(digits, knobs):
     config = {**TINY, "epochs": 3, **knobs}
@@ -274,6 +298,8 @@ def test_restored_supernet_trial_continues_exactly(digits, knobs):
         ({"dropout": 1.0}, "dropout must be in \\[0, 1\\)"),
         ({"bn_sharing": "edge"}, "bn_sharing.*\\['per_op', 'shared'\\]"),
         ({"soft_warmup_epochs": 2}, "soft_warmup_epochs must be an int in \\[0, epochs=2\\)"),
+        ({"soft_warmup_epochs": 1, "soft_alpha": 0.9}, "soft_alpha must be a number in \\[0, 0.8\\]"),
+        ({"soft_alpha": 0.01}, "soft_alpha=0.01 leans the soft one-shot warm-up.*give soft_warmup_epochs > 0"),
         ({"space": "nb101", "build": {}, "bn_sharing": "shared"}, "built for the spaces \\['nb201', 'darts'\\]"),
         ({"warmup_epochs": 30}, "warmup_epochs must be an int in \\[0, epochs=2\\)"),
         ({"bn_recal_batches": 0}, "bn_recal_batches must be an int >= 1"),

@@ -6,7 +6,7 @@ runs only the sampled op of every edge, multiplied by its (straight-through) one
 :mod:`raynas.trainables.supernet_net` (the same op modules, the same skeleton), so a
 derived cell is a path of that supernet and an ordinary :class:`~raynas.arch.Arch` of the space.
 The forward itself is :func:`mixed_forward`, which the supernet trainer's soft one-shot
-warm-up also runs (with :func:`uniform_weights`).
+warm-up also runs (with :func:`uniform_weights`, or :func:`leaned_weights` toward each step's path).
 
 Edge weights are one ``(edges, ops)`` matrix per cell type, rows in the space's edge order:
 
@@ -86,6 +86,23 @@ def mixed_forward(
 def uniform_weights(space: str, device: torch.device | str = "cpu") -> list[torch.Tensor]:
     """Equal weights on every op of every edge (each edge outputs the mean of its ops)."""
     return [torch.full(shape, 1.0 / shape[1], device=device) for shape in weight_shapes(space)]
+
+
+def leaned_weights(space: str, spec: Any, alpha: float, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """:func:`uniform_weights` leaned by ``alpha`` toward the path ``spec`` (the study's
+    ``softoneshot``): on each edge of the path its op gets ``1/n + alpha`` and every other op
+    ``1/n - alpha/(n-1)``, so a row still sums to 1; DARTS edges off the path stay uniform."""
+    weights = uniform_weights(space, device)
+    if space == "nb201":
+        picks = [[(e, NB201_OPS.index(op)) for e, op in enumerate(spec)]]
+    else:
+        picks = [[(DARTS_EDGES.index((j // 2, i)), DARTS_OPS.index(op)) for j, (op, i) in enumerate(cell)] for cell in spec]
+    for w, cell in zip(weights, picks):
+        n = w.shape[1]
+        for edge, op in cell:
+            w[edge] -= alpha / (n - 1)
+            w[edge, op] += alpha * n / (n - 1)
+    return weights
 
 
 def _nb201(net: nn.Module, x: torch.Tensor, w: torch.Tensor, pick: list[int] | None) -> torch.Tensor:

@@ -295,7 +295,10 @@ class SupernetSettings(TrainerSettings):
     edge share one output BatchNorm, statistics and affine parameters).
     ``dropout``: dropout before the classifier during training.  ``soft_warmup_epochs``: the
     first epochs train the soft one-shot model (every edge outputs the mean of all its ops;
-    DARTS nodes take every input) before single-path training.  ``probe_archs``:
+    DARTS nodes take every input) before single-path training; ``soft_alpha`` leans those
+    weights toward a uniformly drawn path each step (the study's ``softoneshot_alpha``: the
+    path's op gets ``1/n + soft_alpha``, its official scripts use 0.01; 0: every op at 1/n, no
+    path drawn).  ``probe_archs``:
     architectures scored after every epoch for the reported ranking signal (0: no probing,
     no ``val_acc``).
     ``subnet_search``: after the last epoch, search the sub-nets by inherited validation
@@ -320,6 +323,7 @@ class SupernetSettings(TrainerSettings):
     bn_sharing: str = "per_op"
     dropout: float = 0.0
     soft_warmup_epochs: int = 0
+    soft_alpha: float = 0.0
     probe_archs: int = 8
     subnet_search: str = "none"
     subnet_samples: int = 100
@@ -344,6 +348,13 @@ class SupernetSettings(TrainerSettings):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not (isinstance(self.soft_warmup_epochs, int) and 0 <= self.soft_warmup_epochs < self.epochs):
             raise ValueError(f"soft_warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.soft_warmup_epochs!r}")
+        most = 1 - 1 / len(as_space(self.space).ops)
+        if not (isinstance(self.soft_alpha, (int, float)) and 0 <= self.soft_alpha <= most):
+            raise ValueError(f"soft_alpha must be a number in [0, {most:g}] (1 - 1/ops: the path's op weighted 1), "
+                             f"got {self.soft_alpha!r}")  # fmt: skip
+        if self.soft_alpha and not self.soft_warmup_epochs:
+            raise ValueError(f"soft_alpha={self.soft_alpha} leans the soft one-shot warm-up toward each step's path: "
+                             "give soft_warmup_epochs > 0 too")  # fmt: skip
         space = as_space(self.space).name
         if (self.bn_sharing == "shared" or self.soft_warmup_epochs) and space not in SOFT_AND_SHARED_BN_SPACES:
             raise ValueError(f"bn_sharing='shared' and soft_warmup_epochs > 0 are built for the spaces "

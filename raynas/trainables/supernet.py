@@ -36,7 +36,7 @@ from raynas.data import ImageDataset, as_dataset
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
 from raynas.trainables.loop import sgd, train_epoch
-from raynas.trainables.mixed_net import mixed_forward, uniform_weights
+from raynas.trainables.mixed_net import leaned_weights, mixed_forward, uniform_weights
 from raynas.trainables.settings import SAMPLINGS, SupernetSettings
 from raynas.trainables.subnet_search import search_subnets
 from raynas.trainables.supernet_nb101 import fair_paths
@@ -276,14 +276,19 @@ class SupernetTrainable(ReconfigurableTrainable):
         s = self.settings
         for group in self.optimizer.param_groups:
             group["lr"] = s.lr_at(self.epoch)
-        soft = self.epoch < s.soft_warmup_epochs  # soft one-shot warm-up: no path drawn
-        paths = itertools.repeat(None) if soft else self.sampler
+        soft = self.epoch < s.soft_warmup_epochs  # soft one-shot warm-up: a path drawn only to lean toward
+        if soft:
+            paths: Iterator[Any] = (self.space.sample(self.sampler.rng).spec if s.soft_alpha else None
+                                    for _ in itertools.count())  # fmt: skip
+        else:
+            paths = self.sampler
         batches = zip(self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion), paths)
 
         def batch_loss(batch: tuple[tuple[torch.Tensor, torch.Tensor], Hashable]) -> tuple[torch.Tensor, int]:
             (x, y), path = batch
             if soft:
-                return nn.functional.cross_entropy(mixed_forward(self.model, x, self.soft_weights), y), len(y)
+                weights = self.soft_weights if path is None else leaned_weights(self.space.name, path, s.soft_alpha, self.device)
+                return nn.functional.cross_entropy(mixed_forward(self.model, x, weights), y), len(y)
             paths = path if s.sampling == "strict_fair" else (path,)  # strict: a group, gradients summed
             loss = sum(nn.functional.cross_entropy(self.model(x, p, s.path_dropout), y) for p in paths)
             return loss, len(y)  # type: ignore[return-value]
