@@ -152,6 +152,8 @@ ROUNDS: dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]] = {
         ("batch_size=128", {"batch_size": 128}),
         ("soft_warmup_epochs=10", {"soft_warmup_epochs": 10}),
         ("soft_warmup_epochs=10 + soft_alpha=0.01 (the study's softoneshot)", {"soft_warmup_epochs": 10, "soft_alpha": 0.01}),
+        ("soft_warmup_epochs=20", {"soft_warmup_epochs": 20}),
+        ("soft_warmup_epochs=30", {"soft_warmup_epochs": 30}),
     ]),
 }
 EVAL_KEYS = ("bn_mode", "bn_recal_batches", "eval_mode", "rank_by")
