@@ -26,11 +26,11 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from raynas.data import ImageDataset, normalise
+from raynas.data import ImageDataset, augment_batch, normalise
 from raynas.trainables.contrastive import ContrastiveModel, ImagePatchNCE, MemoryBankNCE, NTXentLoss, knn_accuracy
 from raynas.trainables.settings import SelfSupSettings
 from raynas.trainables.standalone import ArchTraining, StandaloneTrainable
-from raynas.trainables.views import flipped_view, random_view
+from raynas.trainables.views import random_view
 
 def check_in_memory(data: object) -> None:
     """Contrastive training indexes the train images (memory bank, views of a batch by index):
@@ -118,7 +118,8 @@ class ContrastiveTraining(ArchTraining):
         views = self.settings.views(self.data.flip)
         criterion = self.model.criterion
         if isinstance(criterion, ImagePatchNCE):
-            first = flipped_view(pixels, self.data.flip, self.generator)  # the image branch: no crop, no colour
+            # the image branch, as CSNAS's: flips only (where the dataset allows them), no crop, no colour
+            first = augment_batch(pixels, 0, self.data.flip, self.generator)
         else:
             first = random_view(pixels, views, self.generator)
         rest = [random_view(pixels, views, self.generator) for _ in range(criterion.num_views - 1)]

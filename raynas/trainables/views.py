@@ -87,15 +87,6 @@ def colour_jitter(pixels: torch.Tensor, strength: float, generator: torch.Genera
     return x
 
 
-def flipped_view(pixels: torch.Tensor, flip: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Every image mirrored left-right with probability 1/2 (when ``flip``), nothing else:
-    the lightly augmented image branch of CSNAS's loss."""
-    if not flip:
-        return pixels
-    mirror = (torch.rand(len(pixels), generator=generator, device=pixels.device) < 0.5).view(-1, 1, 1, 1)
-    return torch.where(mirror, pixels.flip(-1), pixels)
-
-
 def random_view(pixels: torch.Tensor, settings: ViewSettings, generator: torch.Generator | None = None) -> torch.Tensor:
     """One augmented view of every image of ``pixels``."""
     n, c = pixels.shape[:2]
