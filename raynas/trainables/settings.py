@@ -331,7 +331,8 @@ class SupernetSettings(TrainerSettings):
 
     def check(self) -> None:
         super().check()
-        check_choice("space", as_space(self.space).name, list(SUPERNET_SPACES))
+        space = as_space(self.space)
+        check_choice("space", space.name, list(SUPERNET_SPACES))
         check_choice("bn_mode", self.bn_mode, BN_MODES)
         check_choice("sampling", self.sampling, SAMPLINGS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
@@ -348,17 +349,16 @@ class SupernetSettings(TrainerSettings):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not (isinstance(self.soft_warmup_epochs, int) and 0 <= self.soft_warmup_epochs < self.epochs):
             raise ValueError(f"soft_warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.soft_warmup_epochs!r}")
-        most = 1 - 1 / len(as_space(self.space).ops)
+        most = 1 - 1 / len(space.ops)
         if not (isinstance(self.soft_alpha, (int, float)) and 0 <= self.soft_alpha <= most):
             raise ValueError(f"soft_alpha must be a number in [0, {most:g}] (1 - 1/ops: the path's op weighted 1), "
                              f"got {self.soft_alpha!r}")  # fmt: skip
         if self.soft_alpha and not self.soft_warmup_epochs:
             raise ValueError(f"soft_alpha={self.soft_alpha} leans the soft one-shot warm-up toward each step's path: "
                              "give soft_warmup_epochs > 0 too")  # fmt: skip
-        space = as_space(self.space).name
-        if (self.bn_sharing == "shared" or self.soft_warmup_epochs) and space not in SOFT_AND_SHARED_BN_SPACES:
+        if (self.bn_sharing == "shared" or self.soft_warmup_epochs) and space.name not in SOFT_AND_SHARED_BN_SPACES:
             raise ValueError(f"bn_sharing='shared' and soft_warmup_epochs > 0 are built for the spaces "
-                             f"{list(SOFT_AND_SHARED_BN_SPACES)} (ops on edges), not {space!r}")  # fmt: skip
+                             f"{list(SOFT_AND_SHARED_BN_SPACES)} (ops on edges), not {space.name!r}")  # fmt: skip
         if not (isinstance(self.warmup_epochs, int) and 0 <= self.warmup_epochs < self.epochs):
             raise ValueError(f"warmup_epochs must be an int in [0, epochs={self.epochs}), got {self.warmup_epochs!r}")
         if not (isinstance(self.bn_recal_batches, int) and self.bn_recal_batches >= 1):
