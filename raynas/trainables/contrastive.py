@@ -21,7 +21,7 @@
   the mean of the image's two views).
 * :class:`ImagePatchNCE`: CSNAS's loss (Nguyen & Chang 2021, after PIRL, Misra & van der
   Maaten 2020), two branches against one bank of *image* representations: the image branch
-  ``f`` (one lightly augmented view: colour and flips, no crop) and the patch branch ``g``
+  ``f`` (one lightly augmented view: flips only, where the dataset allows them) and the patch branch ``g``
   (``P`` augmented views, each through the same backbone and head, concatenated and merged by
   a linear layer).  With ``m_i`` the bank entry of image ``i`` and ``h(.)`` the InfoNCE above
   over ``K`` bank negatives, the loss is ``lam h(m_i, g) + (1 - lam) h(m_i, f)``; the bank is
