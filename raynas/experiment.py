@@ -232,6 +232,14 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
     return {**config, **settings.trainer_options}
 
 
+def _check_fits_data(settings: SearchSettings, data: Any) -> None:
+    """Refuse, before Ray starts, trainer keys that only the dataset's images show wrong."""
+    if data is not None and settings.trainer_options.get("cutout"):
+        from raynas.images import cutout_pixels
+
+        cutout_pixels(settings.trainer_options["cutout"], data.in_shape)
+
+
 def _searcher(settings: SearchSettings, data: Any = None) -> Any:
     """The searcher proposing each trial's architecture (None: the trainable needs none);
     ``data``, the trials' dataset, gives the shape of the networks they build."""
@@ -352,6 +360,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         outcome.report_path = _report(outcome.experiment_dir, settings.space)
         return outcome
     shared = _shared_input(settings)
+    _check_fits_data(settings, shared.get("data"))
     searcher = None if resume else _searcher(settings, shared.get("data"))
     if earlier is not None:
         _warm_start(searcher, earlier, settings)

@@ -121,6 +121,20 @@ def augment_batch(
 
 
 
+def cutout_pixels(cutout: float, in_shape: tuple[int, ...]) -> int:
+    """The side in pixels of the square cut out of each ``in_shape`` image: ``cutout`` itself
+    when it is >= 1, else that share of the image's shorter side, so one setting follows any
+    image size (DARTS cuts 16 of CIFAR's 32 pixels: 0.5).  A square that blanks the whole image
+    wherever its centre falls is refused: the network would train on nothing."""
+    side = min(in_shape[-2:])
+    pixels = int(cutout) if cutout >= 1 else round(cutout * side)
+    if pixels // 2 >= side:
+        raise ValueError(f"cutout={cutout:g} ({pixels} pixels) blanks every {in_shape[-2]}x{in_shape[-1]} training image; "
+                         "give a share of the image's side instead (cutout=0.5: 16 of CIFAR's 32 pixels, as DARTS) "
+                         f"or at most {2 * side - 1} pixels")  # fmt: skip
+    return pixels
+
+
 def cutout(images: torch.Tensor, length: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """DeVries & Taylor's cutout, as DARTS trains with it: per image, a ``length`` x ``length``
     square (``2 * (length // 2)`` pixels) at a uniformly drawn centre, clipped at the border,

@@ -21,11 +21,12 @@ from search_spaces import as_space
 
 #: published final-training protocols (trainer keys; ``epochs`` becomes the run's epochs)
 PRESETS: dict[str, dict[str, Any]] = {
-    # DARTS (Liu et al. 2019) / NB301: 36 channels, 20 cells, auxiliary head 0.4, cutout 16,
-    # drop-path rising linearly to 0.2, SGD 0.025 cosine over 600 epochs, batch 96
+    # DARTS (Liu et al. 2019) / NB301: 36 channels, 20 cells, auxiliary head 0.4, cutout 16 of
+    # CIFAR's 32 pixels (half the side, on any image size), drop-path rising linearly to 0.2,
+    # SGD 0.025 cosine over 600 epochs, batch 96
     "darts": {
         "epochs": 600, "lr": 0.025, "momentum": 0.9, "nesterov": False, "weight_decay": 3e-4, "batch_size": 96,
-        "grad_clip": 5.0, "cutout": 16, "auxiliary_weight": 0.4, "drop_path": 0.2,
+        "grad_clip": 5.0, "cutout": 0.5, "auxiliary_weight": 0.4, "drop_path": 0.2,
         "build": {"C": 36, "layers": 20, "auxiliary": True},
     },
     # NAS-Bench-201 (Dong & Yang 2020): 16 channels, 5 cells per stage, Nesterov SGD 0.1

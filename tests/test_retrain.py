@@ -11,7 +11,7 @@ import torch
 
 from raynas.cli import main as cli_main
 from raynas.experiment import SETTINGS_FILE, SearchSettings
-from raynas.images import cutout
+from raynas.images import cutout, cutout_pixels
 from raynas.io import write_parquet_atomic
 from raynas.retrain import PRESETS, best_archs, from_experiment, preset_options
 from raynas.trainables import ArchTraining
@@ -28,6 +28,16 @@ def test_cutout_zeroes_one_square_per_image_clipped_at_the_border():
     zeroed = (out == 0).all(1).sum((1, 2))  # pixels cut per image
     assert zeroed.max() == 16 and zeroed.min() >= 4  # a full 4x4 inside, at least a 2x2 corner at the border
     assert ((out == 0) | (out == 1)).all() and torch.equal(cutout(images, 0), images)
+
+
+def test_a_cutout_share_follows_the_image_size_and_one_that_blanks_every_image_is_refused():
+    assert preset_options("darts", "darts")["cutout"] == 0.5  # DARTS' 16 of CIFAR's 32 pixels
+    assert [cutout_pixels(0.5, shape) for shape in [(3, 32, 32), (1, 8, 8), (3, 224, 224)]] == [16, 4, 112]
+    assert cutout_pixels(16, (3, 32, 32)) == 16 and cutout_pixels(15, (1, 8, 8)) == 15  # 15: a corner stays
+    with pytest.raises(ValueError, match="cutout=16 \\(16 pixels\\) blanks every 8x8 training image"):
+        cutout_pixels(16, (1, 8, 8))
+    with pytest.raises(ValueError, match="cutout must be a whole number of pixels"):
+        SearchSettings(trainer_options={"cutout": 2.5}).check()
 
 
 def test_the_darts_protocol_trains_with_its_auxiliary_head_and_rising_drop_path():
@@ -107,6 +117,10 @@ def test_retraining_mistakes_are_named_before_ray_starts(tmp_path, capsys):
     assert "is not a nb201 architecture" in printed.err and "retraining" not in printed.out  # no plan for it
     assert cli_main(["train", "--arch", str(NB201.sample(0)), "--preset", "resnet"]) == 2
     assert "unknown preset 'resnet'" in capsys.readouterr().err
+    blank = ["train", "--arch", str(DARTS.sample(0)), "--space", "darts", "--dataset", "digits", "--set", "cutout=16",
+             "--epochs", "1", "--storage", str(tmp_path)]  # fmt: skip
+    assert cli_main(blank) == 2
+    assert "blanks every 8x8 training image" in capsys.readouterr().err
 
 
 def test_train_retrains_given_architectures_and_keeps_last_and_best_weights(ray_session, tmp_path, capsys):

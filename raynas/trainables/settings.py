@@ -47,7 +47,7 @@ class TrainerSettings:
     device: str = "auto"  # "auto" (the GPU Ray assigned, else the CPU), "cpu", "cuda", "cuda:N"
     precision: str = "32"  # "32", "bf16" or "fp16" (autocast; fp16 with gradient scaling)
     channels_last: bool = False  # the channels-last memory format for convolutions
-    cutout: int = 0  # side of the square cut out of each training image (DARTS: 16; 0: none)
+    cutout: float = 0  # square cut out of each training image: pixels (>= 1) or a share of its side (DARTS: 0.5; 0: none)
     auxiliary_weight: float = 0.0  # weight of the auxiliary head's loss (DARTS: 0.4, with build.auxiliary)
     drop_path: float = 0.0  # drop-path probability at the last epoch, rising linearly from 0 (DARTS: 0.2)
     keep_best: bool = False  # checkpoints also hold the weights of the best val_acc epoch (best.pt)
@@ -80,8 +80,9 @@ class TrainerSettings:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.latency_batch < 1 or self.latency_runs < 0:
             raise ValueError(f"latency_batch must be >= 1 and latency_runs >= 0, got {self.latency_batch} and {self.latency_runs}")
-        if self.cutout < 0:
-            raise ValueError(f"cutout must be >= 0 (pixels; 0: none), got {self.cutout!r}")
+        if self.cutout < 0 or (self.cutout >= 1 and self.cutout != int(self.cutout)):
+            raise ValueError("cutout must be a whole number of pixels (>= 1), a share of the image's side (below 1) "
+                             f"or 0 (none), got {self.cutout!r}")  # fmt: skip
         check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         if self.lr_step < 1 or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"lr_step must be >= 1 and lr_gamma in (0, 1], got {self.lr_step!r} and {self.lr_gamma!r}")

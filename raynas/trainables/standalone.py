@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from raynas.data import ImageDataset, as_dataset
-from raynas.images import cutout
+from raynas.images import cutout, cutout_pixels
 from raynas.latency import measure_latency
 from raynas.devices import autocast, check_precision, grad_scaler, trial_device
 from raynas.trainables.base import ReconfigurableTrainable
@@ -66,6 +66,7 @@ class ArchTraining:
         self.precision = check_precision(s.precision, self.device)
         self.memory_format = torch.channels_last if s.channels_last else torch.contiguous_format
         self.data = as_dataset(s.dataset if data is None else data).to(self.device)
+        self.cutout = cutout_pixels(s.cutout, self.data.in_shape) if s.cutout else 0
         torch.manual_seed(s.seed)
         self.generator = torch.Generator(self.device).manual_seed(s.seed)
         self.model = self.build_model()
@@ -95,8 +96,8 @@ class ArchTraining:
         """One epoch of training batches (with cutout when the settings ask for it)."""
         s = self.settings
         batches = self.data.batches("train", s.batch_size, True, s.augment, self.generator, s.data_portion)
-        if s.cutout:
-            return ((cutout(x, s.cutout, self.generator), y) for x, y in batches)
+        if self.cutout:
+            return ((cutout(x, self.cutout, self.generator), y) for x, y in batches)
         return batches
 
     def batch_loss(self, batch: Any) -> tuple[torch.Tensor, int]:
