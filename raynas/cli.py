@@ -484,15 +484,17 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _print_trained(outcome: object) -> None:
-    """One line per retrained architecture: accuracies, and where its weights are."""
+    """One line per retrained architecture: the last epoch's val_acc, the best one (the weights
+    in ``best.pt``), test_acc after the last epoch, and where its weights are."""
     from raynas.io import read_parquet
 
     rows = read_parquet(outcome.trials_path, "trials table").to_pylist()
     rows.sort(key=lambda r: -(r.get("val_acc") or -1.0))
-    print(f"\n{'val_acc':>8s} {'test_acc':>8s} {'epochs':>6s}  arch")
+    print(f"\n{'val_acc':>8s} {'best val_acc (epoch)':>20s} {'test_acc':>8s} {'epochs':>6s}  arch")
     for r in rows:
         cells = [f"{r[k]:8.2f}" if isinstance(r.get(k), float) else f"{'-':>8s}" for k in ("val_acc", "test_acc")]
-        print(f"{cells[0]} {cells[1]} {r.get('epoch') or 0:6d}  {r.get('arch')}")
+        best = f"{r['best_val_acc']:.2f} ({r.get('best_epoch')})" if isinstance(r.get("best_val_acc"), float) else "-"
+        print(f"{cells[0]} {best:>20s} {cells[1]} {r.get('epoch') or 0:6d}  {r.get('arch')}")
         if r.get("error"):
             print(f"{'':24s}failed: {r['error']}")
     print(f"trials table  {outcome.trials_path}  (weights: each trial's checkpoint, state.pt last, best.pt best val_acc)")

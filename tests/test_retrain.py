@@ -51,7 +51,7 @@ def test_the_darts_protocol_trains_with_its_auxiliary_head_and_rising_drop_path(
     assert training.model.drop_path_prob == 0.0 and calls  # the auxiliary head was trained
     last = training.step()
     assert training.model.drop_path_prob == pytest.approx(0.2 * 1 / 2)  # the second epoch's: 0.2 * epoch / epochs
-    assert "test_acc" in last and training.best["val_acc"] == max(first["val_acc"], last["val_acc"])
+    assert "test_acc" in last and training.best["val_acc"] == max(first["val_acc"], last["val_acc"]) == last["best_val_acc"]
     restored = ArchTraining(config)
     restored.load_state_dict(training.state_dict())
     assert restored.best["epoch"] == training.best["epoch"]
@@ -133,6 +133,8 @@ def test_train_retrains_given_architectures_and_keeps_last_and_best_weights(ray_
     table = pa.parquet.read_table(tmp_path / "rt" / "trials.parquet").to_pylist()
     assert sorted(r["arch"] for r in table) == sorted(archs)
     assert all(np.isfinite(r["test_acc"]) and r["epoch"] == 2 for r in table)
+    assert all(r["best_val_acc"] >= r["val_acc"] and r["best_epoch"] in (1, 2) for r in table)  # what best.pt holds
+    assert "best val_acc (epoch)" in out
     saved = json.loads((tmp_path / "rt" / SETTINGS_FILE).read_text())
     assert saved["trainer_options"]["build"] == {"C": 4, "N": 1} and saved["trainer_options"]["lr"] == 0.1
     for name in ("state.pt", "best.pt"):

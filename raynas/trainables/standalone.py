@@ -167,6 +167,8 @@ class ArchTraining:
         if self.settings.keep_best and "val_acc" in result and (self.best is None or result["val_acc"] > self.best["val_acc"]):
             weights = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             self.best = {"model": weights, "epoch": self.epoch, "val_acc": result["val_acc"], "arch": str(self.arch)}
+        if self.best is not None:  # what best.pt holds, beside the last epoch's val_acc
+            result |= {"best_val_acc": self.best["val_acc"], "best_epoch": self.best["epoch"]}
         if self.epoch >= self.settings.epochs:
             result |= self.final_metrics()
             result["done"] = True
