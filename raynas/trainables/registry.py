@@ -179,7 +179,7 @@ def available_trainables() -> list[str]:
 #: what a stand-alone trial reports (with the mode a search on it would use; ``best_*`` with keep_best)
 STANDALONE_REPORTS = {"val_acc": "max", "test_acc": "max", "train_loss": "min", "params": "min", "flops": "min",
                       "latency_ms": "min", "epoch": "max", "epoch_time_s": "min",
-                      "best_val_acc": "max", "best_epoch": "min"}  # fmt: skip
+                      "best_val_acc": "max", "best_epoch": "max"}  # fmt: skip
 #: what a look-up trial reports (the cost columns only where the table has them)
 BENCHMARK_REPORTS = {"val_acc": "max", "test_acc": "max", "params": "min", "flops": "min", "latency_s": "min",
                      "latency_ms": "min",
