@@ -9,6 +9,7 @@ the last and the best-val_acc weights (``state.pt``, ``best.pt`` in each trial's
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -17,6 +18,7 @@ from raynas import storage
 from raynas.experiment import SearchSettings, load_settings, local_folder
 from raynas.io import read_parquet
 from raynas.results import pareto_table
+from raynas.trainables.settings import TrainerSettings
 from search_spaces import as_space
 
 #: published final-training protocols (trainer keys; ``epochs`` becomes the run's epochs)
@@ -36,6 +38,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "build": {"C": 16, "N": 5},
     },
 }  # fmt: skip
+#: the trainer keys a stand-alone retraining takes from a search that trained like it
+STANDALONE_KEYS = frozenset(f.name for f in dataclasses.fields(TrainerSettings))
 #: the preset ``auto`` picks for a space (other spaces keep the search's trainer settings)
 SPACE_PRESETS = {"darts": "darts", "darts-edges": "darts", "darts-csnas": "darts", "nb201": "nb201"}
 
@@ -87,6 +91,12 @@ def best_trials(experiment: str | Path, top_k: int, space: Any = None) -> tuple[
     if not picked:
         raise ValueError(f"no trial of {folder} reported {metric!r}: nothing to pick")
     return saved, list(picked.values())[:top_k]
+
+
+def _trains_like_standalone(info: Any) -> bool:
+    """Whether a search's trials trained each architecture with labels as ``standalone`` does
+    (``sampled``: several networks of one NAGO generator), so its trainer keys carry over."""
+    return info.searches_archs and issubclass(info.settings, TrainerSettings) and info.metric == "val_acc"
 
 
 def _finite(value: Any) -> bool:
@@ -150,7 +160,9 @@ def from_experiment(
                              "give the images to train them on with --dataset (e.g. cifar10:/path)")  # fmt: skip
         dataset = saved.dataset
     keep = {k: v for k, v in saved.trainer_options.items() if k not in ("epochs",)}
-    if saved.trainable != "standalone":  # another trainable's keys (label-free, sampled) do not apply
+    if _trains_like_standalone(saved.trainable_info):  # its recipe (lr, schedule, ...) is the one to retrain with
+        keep = {k: v for k, v in keep.items() if k in STANDALONE_KEYS}
+    else:  # a label-free or weight-sharing recipe does not train a network on its own
         keep = {k: v for k, v in keep.items() if k in ("device", "precision", "channels_last", "build")}
     parent, _, folder = storage.resolve(experiment).rstrip("/").rpartition("/")
     kw["name"] = kw.get("name") or f"{folder}-retrain"

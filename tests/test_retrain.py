@@ -97,6 +97,19 @@ def test_the_best_distinct_architectures_of_a_search_are_picked(tmp_path):
     settings.check()
 
 
+@pytest.mark.parametrize("trainable, kept", [("sampled", True), ("selfsup", False)])
+def test_a_nago_search_retrains_with_its_own_recipe_and_a_label_free_one_without(tmp_path, trainable, kept):
+    nago = get_space("nago")
+    recipe = {"lr": 0.1, "lr_schedule": "step", "lr_step": 30, "weight_decay": 1e-4, "build": {"width": 8}}
+    extra = {"graph_samples": 4} if trainable == "sampled" else {"ssl_method": "pirl"}
+    folder = _experiment(tmp_path, [{"arch": str(nago.sample(0)), "val_acc": 50.0, "ssl_loss": 1.0}], space="nago",
+                         dataset="digits", trainable=trainable, metric="val_acc" if kept else "ssl_loss",
+                         mode="max" if kept else "min", trainer_options={**recipe, **extra})  # fmt: skip
+    options = from_experiment(folder, 1).trainer_options  # nago has no retraining preset: the search's keys or the defaults
+    assert options["build"] == {"width": 8} and not set(extra) & set(options)
+    assert (options.get("lr_schedule"), options.get("lr_step")) == (("step", 30) if kept else (None, None))
+
+
 def test_a_multi_objective_search_gives_its_pareto_set(tmp_path):
     a, b, c = (str(x) for x in NB201.sample_unique(3, 2))
     rows = [{"arch": a, "val_acc": 60.0, "params": 10}, {"arch": b, "val_acc": 70.0, "params": 30},
