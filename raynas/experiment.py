@@ -232,6 +232,19 @@ def _param_space(settings: SearchSettings) -> dict[str, Any]:
     return {**config, **settings.trainer_options}
 
 
+def _note_single_objective(settings: SearchSettings) -> None:
+    """Say so when the searcher optimises only the first of several objectives: the Pareto
+    table is still drawn, but from trials chosen for one objective."""
+    if not (settings.objectives and settings.trainable_info.searches_archs):
+        return
+    from searchers import searches_objectives
+
+    if not searches_objectives(settings.searcher):
+        print(f"raynas: {settings.searcher} searches {settings.metric} alone; the Pareto front of "
+              f"{', '.join(settings.objectives)} is drawn from its trials (--searcher ax searches every objective)",
+              file=sys.stderr)  # fmt: skip
+
+
 def _check_fits_data(settings: SearchSettings, data: Any) -> None:
     """Refuse, before Ray starts, trainer keys that only the dataset's images show wrong."""
     if data is not None and settings.trainer_options.get("cutout"):
@@ -348,6 +361,7 @@ def run_search(settings: SearchSettings, resume: str | None = None) -> SearchOut
         if saved is not None:
             settings = dataclasses.replace(saved, address=settings.address, verbose=settings.verbose)
     settings = settings.check()
+    _note_single_objective(settings)
     if not resume:  # named here, so the settings file can be written before Tune starts
         name = settings.name or f"{settings.space.name}-{settings.searcher}_{time.strftime('%Y-%m-%d_%H-%M-%S')}"
         benchmark = str(Path(settings.benchmark).expanduser().resolve()) if settings.benchmark else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from searchers.registry import available_searchers, make_searcher, register_searcher
+from searchers.registry import available_searchers, make_searcher, register_searcher, searches_objectives
 
 _LAZY = {
     "FINISHED": "searchers.base",
@@ -24,6 +24,7 @@ _LAZY = {
 }
 __all__ = [
     "available_searchers",
+    "searches_objectives",
     "make_searcher",
     "register_searcher",
     *_LAZY,

@@ -76,6 +76,12 @@ def available_searchers() -> list[str]:
     return sorted(_SEARCHERS)
 
 
+def searches_objectives(name: str) -> bool:
+    """Whether searcher ``name`` optimises every objective of a multi-objective experiment (the
+    others optimise its first, and the Pareto front is drawn from their trials)."""
+    return "objectives" in _USES.get(name, ())
+
+
 @register_searcher("random")
 def _random(space: SearchSpace, metric: str | None, mode: str | None, seed: int | None, **kw: Any) -> Searcher:
     from searchers.random_search import RandomSearcher

@@ -80,6 +80,15 @@ def test_search_settings_check_the_objectives():
     SearchSettings(objectives=dict(OBJECTIVES)).check()
 
 
+@pytest.mark.parametrize("searcher, alone", [("rea", True), ("bohb", True), ("ax", False)])
+def test_a_searcher_of_one_objective_says_the_front_comes_from_its_trials(capsys, searcher, alone):
+    from raynas.experiment import _note_single_objective
+
+    _note_single_objective(SearchSettings(space="nago", searcher=searcher, objectives=dict(OBJECTIVES)).check())
+    said = f"raynas: {searcher} searches val_acc alone; the Pareto front of val_acc, params is drawn from its trials"
+    assert (said in capsys.readouterr().err) == alone
+
+
 def test_cli_objectives_print_and_write_the_pareto_front(ray_session, tmp_path, capsys):
     code = cli_main([
         "search", "--space", "nago", "--searcher", "ax", "--objectives", "val_acc:max,params:min",
@@ -87,8 +96,9 @@ def test_cli_objectives_print_and_write_the_pareto_front(ray_session, tmp_path, 
         "--name", "mo", "--set", 'build={"width": 1}', "--searcher-opt", "num_initial=4",
     ])  # fmt: skip
     assert code == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "Pareto front (" in out and "val_acc" in out and "top=ws(" in out
+    assert "searches val_acc alone" not in err  # ax searches every objective
     trials = pq.read_table(tmp_path / "mo" / "trials.parquet").to_pylist()
     front = pq.read_table(tmp_path / "mo" / "pareto.parquet").to_pylist()
     assert len(trials) == 4 and 1 <= len(front) <= 4
