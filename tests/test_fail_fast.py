@@ -17,6 +17,7 @@ MISTAKES = [
     (["--set", 'build={"C": 8, N: 1}'], "--set build: .* is not valid JSON"),
     (["--epochs", "-1"], "epochs must be > 0, got -1"),
     (["--set", "lrr=0.1"], "unknown trainer key 'lrr'; did you mean 'lr'"),
+    (["--set", "ssl_method=pirl"], "'ssl_method' is a key of --trainable selfsup, not of 'standalone': add --trainable selfsup"),
     (["--set", "augment=maybe"], "augment must be true or false"),
     (["--space", "nb20"], "unknown search space 'nb20'; did you mean 'nb201'"),
     (["--space", "missing_file.py:SPACE"], "no such file: missing_file.py"),
