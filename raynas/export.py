@@ -56,6 +56,11 @@ def export_models(experiment: str | Path, out: str | Path, fmt: str = "torchscri
         if checkpoint is None:
             raise FileNotFoundError(f"trial {row.get('trial_id')} of {folder} has no checkpoint to export")
         weights_file = checkpoint / "best.pt" if (checkpoint / "best.pt").is_file() else checkpoint / "state.pt"
+        if not weights_file.is_file():  # e.g. a sampled trial: several networks of one NAGO generator
+            held = sorted(f.name for f in checkpoint.iterdir())
+            raise ValueError(f"trial {row.get('trial_id')} of {folder} ({saved.trainable!r} trainable) holds no single "
+                             f"network's weights (its checkpoint has {held}); retrain its architecture with "
+                             f"`raynas train --from {folder}` and export that retraining")  # fmt: skip
         state = torch.load(weights_file, map_location="cpu", weights_only=False)
         arch = space.parse(row["arch"])
         model = space.build(arch, num_classes=data.num_classes, in_shape=data.in_shape, **build)

@@ -75,6 +75,24 @@ def test_an_export_that_does_not_match_is_refused(tmp_path):
         export_model(model, {"in_shape": [1, 8, 8]}, tmp_path, "onnx", atol=0.0)  # float rounding differs
 
 
+def test_a_trial_without_one_networks_weights_says_to_retrain_it(tmp_path, capsys):
+    import pyarrow as pa
+
+    from raynas.experiment import SETTINGS_FILE, SearchSettings
+    from raynas.io import write_parquet_atomic
+
+    arch = str(get_space("nago").sample(0))
+    (tmp_path / SETTINGS_FILE).write_text(SearchSettings(space="nago", trainable="sampled", dataset="digits").to_json())
+    write_parquet_atomic(pa.Table.from_pylist([{"arch": arch, "val_acc": 50.0, "trial_id": "ab12"}]), tmp_path / "trials.parquet")
+    checkpoint = tmp_path / "SampledTrainable_ab12_1_x" / "checkpoint_000000"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "draws.pt").write_bytes(b"")
+    assert cli_main(["export", str(tmp_path), "--out", str(tmp_path / "models")]) == 2
+    err = capsys.readouterr().err
+    assert "('sampled' trainable) holds no single network's weights (its checkpoint has ['draws.pt'])" in err
+    assert f"retrain its architecture with `raynas train --from {tmp_path}`" in err
+
+
 def test_latency_is_a_median_with_its_spread_and_grows_with_the_network():
     space = get_space("nb201")
     arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
