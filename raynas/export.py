@@ -56,15 +56,19 @@ def export_models(experiment: str | Path, out: str | Path, fmt: str = "torchscri
         if checkpoint is None:
             raise FileNotFoundError(f"trial {row.get('trial_id')} of {folder} has no checkpoint to export")
         weights_file = checkpoint / "best.pt" if (checkpoint / "best.pt").is_file() else checkpoint / "state.pt"
+        trial = f"trial {row.get('trial_id')} of {folder} ({saved.trainable!r} trainable)"
+        retrain = f"retrain its architecture with `raynas train --from {folder}` and export that retraining"
         if not weights_file.is_file():  # e.g. a sampled trial: several networks of one NAGO generator
             held = sorted(f.name for f in checkpoint.iterdir())
-            raise ValueError(f"trial {row.get('trial_id')} of {folder} ({saved.trainable!r} trainable) holds no single "
-                             f"network's weights (its checkpoint has {held}); retrain its architecture with "
-                             f"`raynas train --from {folder}` and export that retraining")  # fmt: skip
+            raise ValueError(f"{trial} holds no single network's weights (its checkpoint has {held}); {retrain}")
         state = torch.load(weights_file, map_location="cpu", weights_only=False)
         arch = space.parse(row["arch"])
         model = space.build(arch, num_classes=data.num_classes, in_shape=data.in_shape, **build)
-        model.load_state_dict(state["model"])
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as err:  # e.g. a label-free trial: a backbone and a projection head, no classifier
+            raise ValueError(f"{trial} holds the weights of another model than the classifier raynas builds for "
+                             f"its architecture; {retrain}") from err  # fmt: skip
         meta = {
             "format": fmt, "space": space.name, "arch": str(arch), "build": build, "num_classes": data.num_classes,
             "in_shape": list(data.in_shape), "normalise": {"scale": data.scale, "mean": list(data.mean), "std": list(data.std)},

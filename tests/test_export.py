@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import onnxruntime
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -13,7 +14,9 @@ from torch import nn
 
 import raynas
 from raynas.cli import main as cli_main
+from raynas.experiment import SETTINGS_FILE, SearchSettings
 from raynas.export import ExportMismatch, export_model
+from raynas.io import write_parquet_atomic
 from raynas.latency import measure_latency
 from raynas.onnx_io import UnsupportedOperator
 from search_spaces import get_space
@@ -75,22 +78,36 @@ def test_an_export_that_does_not_match_is_refused(tmp_path):
         export_model(model, {"in_shape": [1, 8, 8]}, tmp_path, "onnx", atol=0.0)  # float rounding differs
 
 
-def test_a_trial_without_one_networks_weights_says_to_retrain_it(tmp_path, capsys):
-    import pyarrow as pa
-
-    from raynas.experiment import SETTINGS_FILE, SearchSettings
-    from raynas.io import write_parquet_atomic
-
-    arch = str(get_space("nago").sample(0))
-    (tmp_path / SETTINGS_FILE).write_text(SearchSettings(space="nago", trainable="sampled", dataset="digits").to_json())
-    write_parquet_atomic(pa.Table.from_pylist([{"arch": arch, "val_acc": 50.0, "trial_id": "ab12"}]), tmp_path / "trials.parquet")
-    checkpoint = tmp_path / "SampledTrainable_ab12_1_x" / "checkpoint_000000"
+def _finished(folder, settings, row, trial_folder):
+    """A finished experiment of one trial (settings, trials table); the trial's checkpoint folder."""
+    (folder / SETTINGS_FILE).write_text(settings.to_json())
+    write_parquet_atomic(pa.Table.from_pylist([row]), folder / "trials.parquet")
+    checkpoint = folder / trial_folder / "checkpoint_000000"
     checkpoint.mkdir(parents=True)
-    (checkpoint / "draws.pt").write_bytes(b"")
+    return checkpoint
+
+
+def test_a_trial_without_one_networks_weights_says_to_retrain_it(tmp_path, capsys):
+    row = {"arch": str(get_space("nago").sample(0)), "val_acc": 50.0, "trial_id": "ab12"}
+    settings = SearchSettings(space="nago", trainable="sampled", dataset="digits")
+    (_finished(tmp_path, settings, row, "SampledTrainable_ab12_1_x") / "draws.pt").write_bytes(b"")
     assert cli_main(["export", str(tmp_path), "--out", str(tmp_path / "models")]) == 2
     err = capsys.readouterr().err
     assert "('sampled' trainable) holds no single network's weights (its checkpoint has ['draws.pt'])" in err
     assert f"retrain its architecture with `raynas train --from {tmp_path}`" in err
+
+
+def test_a_label_free_trials_weights_are_not_exported_as_a_classifier(tmp_path, capsys):
+    space = get_space("nb201")
+    arch = space.sample(0)
+    row = {"arch": str(arch), "ssl_loss": 1.0, "trial_id": "cd34"}
+    checkpoint = _finished(tmp_path, SearchSettings(trainable="selfsup", metric="ssl_loss", mode="min"), row,
+                           "SelfSupervisedTrainable_cd34_1_x")  # fmt: skip
+    backbone = space.build(arch, num_classes=10, in_shape=(1, 8, 8))
+    torch.save({"model": {f"backbone.{k}": v for k, v in backbone.state_dict().items()}}, checkpoint / "state.pt")
+    assert cli_main(["export", str(tmp_path), "--out", str(tmp_path / "models")]) == 2
+    err = capsys.readouterr().err
+    assert "('selfsup' trainable) holds the weights of another model than the classifier raynas builds" in err
 
 
 def test_latency_is_a_median_with_its_spread_and_grows_with_the_network():
