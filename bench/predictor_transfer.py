@@ -16,6 +16,7 @@ the CG predictor stacked with our own proxies (:class:`predictors.stacking.Stack
     python bench/predictor_transfer.py --benchmarks ../shared/benchmarks --seeds 3
     python bench/predictor_transfer.py --n-eval 2000 --pretrain-per-space 500   # quicker subset
     python bench/predictor_transfer.py --labels 50,100 --stack-embeddings nb201_emb.parquet   # + a GP on embeddings
+    python bench/predictor_transfer.py --labels 100 --ensemble 5 --stack-embeddings nb201_emb.parquet --stack-onehot
 
 ``--target nb101|nb201|darts|all`` is the per-space protocol of the CG paper instead: each target
 space's NASLib table (NB101 500, NB201 724, NB301 725 architectures) is ranked by a predictor
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--ensemble", type=int, default=1, help="members per predictor (seeds seed*N .. seed*N+N-1)")
     parser.add_argument("--stack", default="", help="our zero-cost proxies to stack with the CG predictor, e.g. naswot,jacov")
     parser.add_argument("--stack-embeddings", default=None, help="NB201 embedding table: stack a GP on them (fitted on the NB201 labels)")
+    parser.add_argument("--stack-onehot", action="store_true", help="also stack a GP on the cells' one-hot encoding (fitted on the NB201 labels)")
     parser.add_argument("--stack-weights", default=None, help="stacking weights, CG first, e.g. 3,1")
     parser.add_argument("--target", default="nb201-all", choices=("nb201-all", *SPACE_TABLES, "all"),
                         help="nb201-all: rank every NB201 class (sources NB101 + NB301); a space or all: the per-space "
@@ -171,6 +173,12 @@ def main() -> None:
             pretrained.save(args.pretrained)
 
     stack_embeddings = ArchEmbeddings.from_parquet(args.stack_embeddings, "nb201") if args.stack_embeddings else None
+    learners = (["embedding GP"] if stack_embeddings is not None else []) + (["one-hot GP"] if args.stack_onehot else [])
+
+    def learning_members() -> list:
+        """Fresh GPs fitted on the NB201 labels only, stacked beside the CG predictor."""
+        return ([EmbeddingGPPredictor(stack_embeddings)] if stack_embeddings is not None else []) + (
+            [EmbeddingGPPredictor(get_space("nb201"))] if args.stack_onehot else [])
 
     def weights(members: int) -> list[float] | None:
         if not args.stack_weights:
@@ -197,7 +205,7 @@ def main() -> None:
             model = EnsemblePredictor(member, members) if args.ensemble > 1 else member(seed)
             start = time.perf_counter()
             share = {"nb201": args.target_share} if n_labels and args.target_share != 1.0 else None
-            stacked_with = proxies + ([EmbeddingGPPredictor(stack_embeddings)] if stack_embeddings and n_labels else [])
+            stacked_with = proxies + (learning_members() if n_labels else [])
             stack = StackedPredictor(model, "nb201", stacked_with, weights=weights(len(stacked_with))) if stacked_with else None
             items, labels = source_archs + [archs[i] for i in chosen], source_y + list(valid[chosen])
             (stack or model).fit(items, labels, group_share=share)
@@ -228,9 +236,10 @@ def main() -> None:
           f"{args.epochs} epochs, pre-training: {pre}) "
           f"fitted on NB101 (500) + NB301 (725) tables + k NB201 labels; SRCC on {len(archs)} NB201 classes "
           f"({args.dataset}, class-mean accuracy; the k labelled ones excluded), mean ± std over seeds {seeds}\n")
-    stacked_column = stack_embeddings is not None and not proxies
+    stacked_column = bool(learners) and not proxies
     if stacked_column:
-        print(f"Stacked: the CG predictor with a GP on the NB201 labels' embeddings ({args.stack_embeddings}), "
+        on = f" (embeddings: {args.stack_embeddings})" if stack_embeddings is not None else ""
+        print(f"Stacked: the CG predictor with {' and '.join(learners)} fitted on the NB201 labels{on}, "
               f"weights {args.stack_weights or 'equal'}\n")
     print("| NB201 labels | SRCC valid | SRCC test | fit wall s | inference archs/s (cached graphs) |"
           + (" stacked SRCC valid |" if stacked_column else ""))
@@ -244,8 +253,8 @@ def main() -> None:
     print("| predictor | " + " | ".join(f"{n} NB201 labels" for n, _ in rows) + " |")
     print("| --- |" + " --- |" * len(rows))
     print("| CG predictor | " + " | ".join(f"{r[:, 4].mean():.3f} ± {r[:, 4].std():.3f}" for _, r in rows) + " |")
-    if proxies or stack_embeddings is not None:
-        names = "+".join([p.proxy for p in proxies] + (["embedding GP"] if stack_embeddings is not None else []))
+    if proxies or learners:
+        names = "+".join([p.proxy for p in proxies] + learners)
         print(f"| CG + our {names} (stacked) | " + " | ".join(f"{r[:, 5].mean():.3f} ± {r[:, 5].std():.3f}" for _, r in rows) + " |")
     for name, column in zc_cols.items():
         print(f"| NASLib {name} | " + " | ".join(f"{spearmanr(column, zc_y)[0]:.3f}" for _ in rows) + " |")
