@@ -25,6 +25,7 @@ from raynas.results import pareto_table, plot_pareto, plot_trajectory, trials_ta
 from raynas.benchmarks import check_table
 from raynas.data_specs import check_dataset
 from raynas.trainables.registry import TrainableInfo, trainable_info
+from raynas.trainables.settings import key_names
 from search_spaces import SearchSpace, as_space
 from searchers.registry import available_searchers
 
@@ -169,7 +170,7 @@ class SearchSettings:
             config["benchmark"] = str(Path(self.benchmark).expanduser().resolve())
         else:
             config["epochs"] = self.epochs
-            if self.benchmark and "benchmark" in {f.name for f in dataclasses.fields(self.trainable_info.settings)}:
+            if self.benchmark and "benchmark" in key_names(self.trainable_info.settings):
                 config["benchmark"] = str(Path(self.benchmark).expanduser().resolve())  # scored on a table (differentiable)
         return config
 

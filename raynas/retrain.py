@@ -9,7 +9,6 @@ the last and the best-val_acc weights (``state.pt``, ``best.pt`` in each trial's
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -18,7 +17,7 @@ from raynas import storage
 from raynas.experiment import SearchSettings, load_settings, local_folder
 from raynas.io import read_parquet
 from raynas.results import pareto_table
-from raynas.trainables.settings import TrainerSettings
+from raynas.trainables.settings import TrainerSettings, key_names
 from search_spaces import as_space
 
 #: published final-training protocols (trainer keys; ``epochs`` becomes the run's epochs)
@@ -39,7 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }  # fmt: skip
 #: the trainer keys a stand-alone retraining takes from a search that trained like it
-STANDALONE_KEYS = frozenset(f.name for f in dataclasses.fields(TrainerSettings))
+STANDALONE_KEYS = frozenset(key_names(TrainerSettings))
 #: the preset ``auto`` picks for a space (other spaces keep the search's trainer settings)
 SPACE_PRESETS = {"darts": "darts", "darts-edges": "darts", "darts-csnas": "darts", "nb201": "nb201"}
 

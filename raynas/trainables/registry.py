@@ -97,14 +97,11 @@ class TrainableInfo:
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Trainer keys a search gives every trial: known to this trainable, of the right
         types and in range (a ValueError names the first one that is not)."""
-        import dataclasses
+        from raynas.trainables.settings import check_keys, key_names
 
-        from raynas.trainables.settings import check_keys
-
-        own = {f.name for f in dataclasses.fields(self.settings)}
-        for key in options:
-            owners = [name for name, info in _TRAINABLES.items()
-                      if key not in own and key in {f.name for f in dataclasses.fields(info.settings)}]  # fmt: skip
+        own = key_names(self.settings)
+        for key in (k for k in options if k not in own):  # in the order given: the first one is named
+            owners = [name for name, info in _TRAINABLES.items() if key in key_names(info.settings)]
             if owners:
                 raise ValueError(f"{key!r} is a key of --trainable {' / '.join(owners)}, not of {self.name!r}: "
                                  f"add --trainable {owners[0]}, or leave the key out")  # fmt: skip

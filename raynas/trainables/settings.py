@@ -95,10 +95,15 @@ class TrainerSettings:
                              '{"auxiliary": true} (the DARTS spaces have one)')  # fmt: skip
 
 
+def key_names(settings_type: type) -> list[str]:
+    """The trainer keys of ``settings_type`` (a settings dataclass), in field order."""
+    return [f.name for f in dataclasses.fields(settings_type)]
+
+
 def check_keys(settings_type: type, values: Mapping[str, Any]) -> None:
     """``values`` as the keys of ``settings_type`` (a settings dataclass): every key known (an
     unknown one is named with the closest known one), every value of its type, every range."""
-    names = [f.name for f in dataclasses.fields(settings_type)]
+    names = key_names(settings_type)
     for key in values:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
