@@ -173,12 +173,10 @@ def main() -> None:
             pretrained.save(args.pretrained)
 
     stack_embeddings = ArchEmbeddings.from_parquet(args.stack_embeddings, "nb201") if args.stack_embeddings else None
-    learners = (["embedding GP"] if stack_embeddings is not None else []) + (["one-hot GP"] if args.stack_onehot else [])
-
-    def learning_members() -> list:
-        """Fresh GPs fitted on the NB201 labels only, stacked beside the CG predictor."""
-        return ([EmbeddingGPPredictor(stack_embeddings)] if stack_embeddings is not None else []) + (
-            [EmbeddingGPPredictor(get_space("nb201"))] if args.stack_onehot else [])
+    # the stack's learning members by name: a fresh GP per fit, on the NB201 labels only
+    learners = {name: make for name, make, wanted in (
+        ("embedding GP", lambda: EmbeddingGPPredictor(stack_embeddings), stack_embeddings is not None),
+        ("one-hot GP", lambda: EmbeddingGPPredictor(get_space("nb201")), args.stack_onehot)) if wanted}
 
     def weights(members: int) -> list[float] | None:
         if not args.stack_weights:
@@ -205,7 +203,7 @@ def main() -> None:
             model = EnsemblePredictor(member, members) if args.ensemble > 1 else member(seed)
             start = time.perf_counter()
             share = {"nb201": args.target_share} if n_labels and args.target_share != 1.0 else None
-            stacked_with = proxies + (learning_members() if n_labels else [])
+            stacked_with = proxies + ([make() for make in learners.values()] if n_labels else [])
             stack = StackedPredictor(model, "nb201", stacked_with, weights=weights(len(stacked_with))) if stacked_with else None
             items, labels = source_archs + [archs[i] for i in chosen], source_y + list(valid[chosen])
             (stack or model).fit(items, labels, group_share=share)
@@ -254,7 +252,7 @@ def main() -> None:
     print("| --- |" + " --- |" * len(rows))
     print("| CG predictor | " + " | ".join(f"{r[:, 4].mean():.3f} ± {r[:, 4].std():.3f}" for _, r in rows) + " |")
     if proxies or learners:
-        names = "+".join([p.proxy for p in proxies] + learners)
+        names = "+".join([p.proxy for p in proxies] + list(learners))
         print(f"| CG + our {names} (stacked) | " + " | ".join(f"{r[:, 5].mean():.3f} ± {r[:, 5].std():.3f}" for _, r in rows) + " |")
     for name, column in zc_cols.items():
         print(f"| NASLib {name} | " + " | ".join(f"{spearmanr(column, zc_y)[0]:.3f}" for _ in rows) + " |")
