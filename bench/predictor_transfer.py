@@ -17,6 +17,7 @@ the CG predictor stacked with our own proxies (:class:`predictors.stacking.Stack
     python bench/predictor_transfer.py --n-eval 2000 --pretrain-per-space 500   # quicker subset
     python bench/predictor_transfer.py --labels 50,100 --stack-embeddings nb201_emb.parquet   # + a GP on embeddings
     python bench/predictor_transfer.py --labels 100 --ensemble 5 --stack-embeddings nb201_emb.parquet --stack-onehot
+    python bench/predictor_transfer.py --labels 0 --ensemble 5 --nb301-surrogate yahpo_nb301_v2 --nb301-samples 1500
 
 ``--target nb101|nb201|darts|all`` is the per-space protocol of the CG paper instead: each target
 space's NASLib table (NB101 500, NB201 724, NB301 725 architectures) is ranked by a predictor
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +116,10 @@ def main() -> None:
     parser.add_argument("--loss", default="pairwise")
     parser.add_argument("--label-norm", default="rank")
     parser.add_argument("--batching", default="stratified")
+    parser.add_argument("--nb301-surrogate", default=None, metavar="DIR",
+                        help="YAHPO Gym's nb301 folder: label the NB301 source (its table's cells and --nb301-samples "
+                             "more) with that surrogate instead of the table's values")  # fmt: skip
+    parser.add_argument("--nb301-samples", type=int, default=0, help="random DARTS cells added to the NB301 source")
     parser.add_argument("--target-share", type=float, default=1.0, help="NB201's share of a stratified batch vs a table's")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--cache-dir", default=None, help="keep traced graphs here between runs")
@@ -143,9 +149,12 @@ def main() -> None:
     trace_s: dict[str, str] = {}
     for space, name in SOURCES:
         table = TabularBenchmark.from_parquet(root / name, space, args.dataset)
-        trace_s[space] = timed_trace(reader, table.archs)
-        source_archs += table.archs
-        source_y += list(table.column("valid"))
+        space_archs, space_y = list(table.archs), list(table.column("valid"))
+        if space == "darts" and args.nb301_surrogate:
+            space_archs, space_y = surrogate_labelled(args.nb301_surrogate, space_archs, args.nb301_samples)
+        trace_s[space] = timed_trace(reader, space_archs)
+        source_archs += space_archs
+        source_y += space_y
     archs, valid, test = nb201_classes(root / "nb201_all.parquet", args.dataset)
     if args.n_eval:
         keep = np.sort(np.random.default_rng(12345).choice(len(archs), size=min(args.n_eval, len(archs)), replace=False))
@@ -229,10 +238,14 @@ def main() -> None:
     if pretrained is not None:
         pre = f"{', '.join(pretrained.pretrain_spaces_)}, {len(pretrained.pretrain_history_)} epochs"
     ensemble = f"ensembles of {args.ensemble}, " if args.ensemble > 1 else ""
+    counts = Counter(a.space for a in source_archs)
+    source_text = f"NB101 ({counts['nb101']}) + NB301 ({counts['darts']}) tables"
+    if args.nb301_surrogate:
+        source_text += " (NB301 labelled by YAHPO's surrogate)"
     print(f"\nCG predictor ({ensemble}{args.conv}, {args.loss} loss, {args.label_norm} labels per space, {args.batching} batches "
           f"(NB201 share {args.target_share:g}), "
           f"{args.epochs} epochs, pre-training: {pre}) "
-          f"fitted on NB101 (500) + NB301 (725) tables + k NB201 labels; SRCC on {len(archs)} NB201 classes "
+          f"fitted on {source_text} + k NB201 labels; SRCC on {len(archs)} NB201 classes "
           f"({args.dataset}, class-mean accuracy; the k labelled ones excluded), mean ± std over seeds {seeds}\n")
     stacked_column = bool(learners) and not proxies
     if stacked_column:
@@ -268,6 +281,22 @@ def space_table(root: Path, space: str, dataset: str) -> tuple[list, np.ndarray,
     if "dataset" in raw:
         raw = raw[raw["dataset"] == dataset]
     return table.archs, table.column("valid"), {k: raw[k].to_numpy() for k in TABLE_PROXIES if k in raw}
+
+
+def surrogate_labelled(folder: str, archs: list, extra: int) -> tuple[list, list[float]]:
+    """``archs`` plus ``extra`` random DARTS cells (seed 0, no repeats), all labelled by the
+    NB301 surrogate: one labeller for the whole source, so its per-space ranks agree."""
+    from raynas.nb301_surrogate import NB301Surrogate
+
+    space, rng = get_space("darts"), np.random.default_rng(0)
+    keys, archs = {a.key for a in archs}, list(archs)
+    wanted = len(archs) + extra
+    while len(archs) < wanted:
+        arch = space.sample(rng)
+        if arch.key not in keys:
+            keys.add(arch.key)
+            archs.append(arch)
+    return archs, list(NB301Surrogate(folder).predict(archs))
 
 
 def per_space_table(root: Path, args: argparse.Namespace, reader: GraphReader, settings: dict, targets: list[str]) -> None:
