@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("values", ("raynas", "raynas.arch", "raynas.hashing", "raynas.io", "raynas.parallel", "raynas.storage", "raynas.losses",
                 "raynas.loading", "raynas.progress", "raynas.devices")),
     ("search spaces", ("search_spaces",)),
-    ("core", ("raynas.data", "raynas.data_specs", "raynas.images", "raynas.data_sources", "raynas.streaming", "raynas.graph", "raynas.graph_features", "raynas.benchmarks", "raynas.results", "raynas.report")),
+    ("core", ("raynas.data", "raynas.data_specs", "raynas.images", "raynas.data_sources", "raynas.streaming", "raynas.graph", "raynas.graph_features", "raynas.benchmarks", "raynas.nb301_surrogate", "raynas.results", "raynas.report")),
     ("predictors", ("predictors",)),
     ("searchers", ("searchers",)),
     ("trainables, experiment, CLI", ("raynas.trainables", "raynas.experiment", "raynas.retrain", "raynas.export", "raynas.search_progress", "raynas.live_table", "raynas.cli")),
