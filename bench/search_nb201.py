@@ -94,8 +94,7 @@ def main() -> None:
     task = ray.remote(num_cpus=1)(search_once)
     pending = {}
     for name in names:
-        options = {"budget": args.budget} if name.partition("#")[0] in ("nevergrad", "embedding-ngopt") else {}
-        options.update(extra.get(name, {}))
+        options = {"budget": args.budget, **extra.get(name, {})}  # make_searcher hands budget to the searchers that use one
         for seed in range(args.first_seed, args.first_seed + seeds_for.get(name, args.seeds)):
             searcher = name.partition("#")[0]
             pending[task.remote(searcher, seed, args.budget, table_ref, options, embeddings_ref)] = name

@@ -32,8 +32,7 @@ class SurrogateTable:
 
 @ray.remote(num_cpus=1)
 def search_task(name: str, seed: int, budget: int, folder: str) -> tuple[np.ndarray, np.ndarray, float]:
-    options = {"budget": budget} if name == "nevergrad" else {}
-    return search_once(name, seed, budget, SurrogateTable(folder), options)
+    return search_once(name, seed, budget, SurrogateTable(folder), {"budget": budget})  # for the searchers that use one
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import numpy as np
 from raynas.arch import Arch
 from raynas.onnx_io import onnx_session
 from search_spaces import as_space
+from search_spaces.base import check_choice
 
 #: YAHPO's prefix of every DARTS hyper-parameter name
 PREFIX = "NetworkSelectorDatasetInfo_COLON_darts_COLON_"
@@ -75,8 +76,7 @@ class NB301Surrogate:
         fraction), the other outputs in the model's units."""
         if not 1 <= epoch <= LAST_EPOCH:
             raise ValueError(f"epoch {epoch} is outside the surrogate's range 1..{LAST_EPOCH}")
-        if output not in OUTPUTS:
-            raise ValueError(f"output {output!r} is not one of the surrogate's {OUTPUTS}")
+        check_choice("output", output, OUTPUTS)
         x_cat = np.asarray([self.encode(a) for a in archs], dtype=np.int32).reshape(-1, len(INPUT_NAMES))
         if not len(x_cat):
             return np.zeros(0)
