@@ -1,6 +1,8 @@
 """A prior for an embedding search, from other spaces' labels only: the CG predictor fitted
 on the NB101 and NB301 tables scores every architecture of an embedding table (the pool),
-written as Parquet (``arch``, ``score``, ``std``) for ``EmbeddingSearcher(prior=...)``.
+smoothed along the space's moves (:mod:`predictors.smoothing`: each score mixed with its
+neighbours' in the pool; ``--smooth-steps 0`` keeps the raw scores), written as Parquet
+(``arch``, ``score``, ``std``) for ``EmbeddingSearcher(prior=...)``.
 
     python bench/transfer_prior.py --pool emb.parquet --out prior.parquet --cache-dir graphs --save cg-nb101-nb301
     python bench/search_nb201.py --searchers embedding-gp,embedding-gp#prior --embeddings emb.parquet \
@@ -24,6 +26,7 @@ from predictors.cg import CGPredictor
 from predictors.cg_data import GraphCache, GraphReader
 from predictors.embeddings import ArchEmbeddings
 from predictors.ensemble import EnsemblePredictor
+from predictors.smoothing import ALPHA, STEPS, check_smoothing, smooth_over_moves
 from raynas.benchmarks import TabularBenchmark
 from raynas.io import write_parquet_atomic
 
@@ -41,7 +44,14 @@ def main() -> None:
     parser.add_argument("--benchmark", default=None, help="a table of the pool's space, to report the prior's SRCC")
     parser.add_argument("--save", default=None, help="directory to save the fitted CG predictor to")
     parser.add_argument("--ensemble", type=int, default=1, help="a deep ensemble of this many members (seeds seed*N ..)")
+    parser.add_argument("--smooth-steps", type=int, default=STEPS,
+                        help="steps of smoothing the pool's scores along the space's moves (0: none)")
+    parser.add_argument("--smooth-alpha", type=float, default=ALPHA, help="each step's weight on the neighbours' mean")
     args = parser.parse_args()
+    try:
+        check_smoothing(args.smooth_alpha, args.smooth_steps)
+    except ValueError as error:
+        parser.error(str(error))
     if bool(args.pool) != bool(args.out) or not (args.pool or args.save):
         parser.error("give --pool and --out (a prior table), --save DIR (the fitted predictor), or both")
     torch.set_num_threads(1)
@@ -67,14 +77,17 @@ def main() -> None:
         return
     pool = ArchEmbeddings.from_parquet(args.pool)
     start = time.perf_counter()
-    mean, std = predictor.predict(pool.archs)
-    write_parquet_atomic(pa.table({"arch": [str(a) for a in pool.archs], "score": mean, "std": std}), args.out)
-    print(f"scored {len(pool)} {pool.space.name} archs in {time.perf_counter() - start:.0f} s -> {args.out}")
+    raw, std = predictor.predict(pool.archs)
+    score = smooth_over_moves(raw, pool.archs, pool.space, args.smooth_alpha, args.smooth_steps)
+    write_parquet_atomic(pa.table({"arch": [str(a) for a in pool.archs], "score": score, "std": std}), args.out)
+    print(f"scored {len(pool)} {pool.space.name} archs in {time.perf_counter() - start:.0f} s, smoothed along the "
+          f"space's moves (alpha {args.smooth_alpha}, {args.smooth_steps} steps) -> {args.out}")
     if args.benchmark:
         table = TabularBenchmark.from_parquet(args.benchmark, pool.space.name, args.dataset)
         known = [i for i, a in enumerate(pool.archs) if a in table]
         valid = [table.query(pool.archs[i], "valid") for i in known]
-        print(f"SRCC of the prior with {args.dataset} valid accuracy on {len(known)} archs: {spearmanr(mean[known], valid)[0]:.3f}")
+        print(f"SRCC of the prior with {args.dataset} valid accuracy on {len(known)} archs: "
+              f"{spearmanr(score[known], valid)[0]:.3f} ({spearmanr(raw[known], valid)[0]:.3f} before smoothing)")
 
 
 if __name__ == "__main__":

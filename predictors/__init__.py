@@ -38,6 +38,8 @@ _LAZY = {
     "Reference": "predictors.reference",
     "StackedPredictor": "predictors.stacking",
     "EnsemblePredictor": "predictors.ensemble",
+    "smooth_over_moves": "predictors.smoothing",
+    "move_graph": "predictors.smoothing",
     "EmbeddingGPPredictor": "predictors.embedding_gp",
     "load_builder": "predictors.reference",
 }
