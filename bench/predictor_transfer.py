@@ -4,8 +4,9 @@ The CG predictor is fitted on the NB101 and NB301 tables (labels rank-normalised
 plus 0, 50 or 100 labelled NB201 architectures, and ranks NB201 architectures it was not
 fitted on: Spearman rank correlation (scipy) with CIFAR-10 accuracy (the mean over the rows
 of each canonical class), over several seeds; beside it, the same scores smoothed along
-NB201's moves (:func:`predictors.smoothing.smooth_over_moves`, defaults).  With ``--pretrain-per-space N`` the encoder is
-first pre-trained contrastively on N unlabelled architectures of each space; with
+NB201's moves (:func:`predictors.smoothing.smooth_over_moves`, defaults).  With
+``--pretrain-per-space N`` the encoder is first pre-trained contrastively on N unlabelled
+architectures of each space; with
 ``--ensemble N`` each predictor is an :class:`~predictors.ensemble.EnsemblePredictor` of N seeds.  Also reported:
 tracing time per graph, pre-training and fitting wall time, inference throughput.
 

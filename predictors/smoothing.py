@@ -20,13 +20,13 @@ from scipy import sparse
 
 from predictors.gp import normal_scores
 from raynas.arch import Arch
-from search_spaces import as_space
+from search_spaces import SearchSpace, as_space
 
 #: the default mix and number of steps: measured on NB201's CIFAR-10 and ImageNet16-120 columns (README)
 ALPHA, STEPS = 0.5, 2
 
 
-def move_graph(archs: Sequence[Arch], space: object = None) -> sparse.csr_matrix:
+def move_graph(archs: Sequence[Arch], space: SearchSpace | str | None = None) -> sparse.csr_matrix:
     """Row-stochastic matrix over ``archs``: row i averages the pool members one move (the
     space's ``neighbors``) from ``archs[i]``; a member with no neighbour in the pool keeps its
     own value (its row is the identity row)."""
@@ -61,7 +61,7 @@ def check_smoothing(alpha: float, steps: int) -> None:
 def smooth_over_moves(
     scores: np.ndarray,
     archs: Sequence[Arch],
-    space: object = None,
+    space: SearchSpace | str | None = None,
     alpha: float = ALPHA,
     steps: int = STEPS,
     graph: sparse.csr_matrix | None = None,
