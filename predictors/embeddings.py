@@ -42,6 +42,12 @@ class ArchEmbeddings:
             raise ValueError(
                 f"need one vector per architecture: {len(self.archs)} archs, vectors of shape {self.vectors.shape}"
             )
+        bad = ~np.isfinite(self.vectors).all(axis=1)
+        if bad.any():
+            raise ValueError(
+                f"{int(bad.sum())} of {len(self.archs)} embedding vectors hold NaN or inf values,"
+                f" e.g. that of {self.archs[int(np.argmax(bad))]}"
+            )
         if self.per_init is not None:
             self.per_init = np.asarray(self.per_init, dtype=np.float32)
             if self.per_init.ndim != 3 or self.per_init.shape[::2] != self.vectors.shape:

@@ -5,18 +5,28 @@
 embedding BO, but with its hyper-parameters fitted by marginal likelihood where the paper fixes
 them (that method as published: :mod:`searchers.embedding_paper`); inputs are min-max scaled to
 the unit cube and outputs standardised inside BoTorch.
+
+A hyper-parameter fit that fails (BoTorch gives up after its retries, e.g. on a degenerate
+likelihood surface) does not stop a search: the surrogate keeps a fallback's hyper-parameters
+(the searcher's last good fit) or BoTorch's initial ones, says so in a warning and in
+``fit_failed_``, and the next fit tries again.
 """
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
 from scipy.stats import norm, rankdata
 from botorch.acquisition.analytic import _log_ei_helper  # the numerically stable log h(u) of LogEI
+from botorch.exceptions.errors import ModelFittingError
 from botorch.fit import fit_gpytorch_mll
 from botorch.models import SingleTaskGP
 from botorch.models.transforms import Normalize, Standardize
 from gpytorch.kernels import MaternKernel, ScaleKernel
 from gpytorch.mlls import ExactMarginalLogLikelihood
+from linear_operator.utils.cholesky import psd_safe_cholesky
+from linear_operator.utils.errors import NotPSDError
 from search_spaces.base import check_choice
 
 
@@ -35,10 +45,19 @@ class GPSurrogate:
         self.ard = ard
         self.max_train = max_train
 
-    def fit(self, X: np.ndarray, y: np.ndarray, hyper_from: "GPSurrogate | None" = None) -> "GPSurrogate":
+    def fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        hyper_from: "GPSurrogate | None" = None,
+        fallback: "GPSurrogate | None" = None,
+    ) -> "GPSurrogate":
         """Fit hyper-parameters by marginal likelihood, or, with ``hyper_from``, take that
         surrogate's (mean, kernel, noise) and only condition on the data: a Cholesky instead of
-        an optimisation, which is what keeps a long search's cost per step flat."""
+        an optimisation, which is what keeps a long search's cost per step flat.
+
+        If the fit fails, ``fallback``'s hyper-parameters are taken (BoTorch's initial ones
+        without it) and ``fit_failed_`` is set, with a warning."""
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if X.ndim != 2 or len(X) != len(y) or len(y) < 2:
@@ -55,9 +74,20 @@ class GPSurrogate:
             input_transform=Normalize(d=X.shape[1]),
             outcome_transform=Standardize(m=1),
         )
+        self.fit_failed_ = False
         if hyper_from is None:
-            fit_gpytorch_mll(ExactMarginalLogLikelihood(self.model_.likelihood, self.model_))
-        else:
+            try:
+                fit_gpytorch_mll(ExactMarginalLogLikelihood(self.model_.likelihood, self.model_))
+            except (ModelFittingError, NotPSDError) as error:  # BoTorch has rolled the model back
+                self.fit_failed_ = True
+                source = "the last good fit's" if fallback is not None else "BoTorch's initial"
+                warnings.warn(
+                    f"GP hyper-parameter fit failed on {len(y)} points ({error}); using {source} hyper-parameters",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                hyper_from = fallback
+        if hyper_from is not None:
             for part in ("mean_module", "covar_module", "likelihood"):
                 getattr(self.model_, part).load_state_dict(getattr(hyper_from.model_, part).state_dict())
         self.model_.eval()
@@ -77,7 +107,7 @@ class GPSurrogate:
             train_x, train_y = model.train_inputs[0], model.train_targets
             noise = model.likelihood.noise.reshape(())
             covar = model.covar_module(train_x).to_dense() + noise * torch.eye(len(train_x), dtype=train_x.dtype)
-            factor = torch.linalg.cholesky(covar)
+            factor = psd_safe_cholesky(covar)  # adds jitter to a covariance that rounding left singular
             weights = torch.cholesky_solve((train_y - model.mean_module.constant).unsqueeze(-1), factor)
             self._factor = (train_x, factor, weights)
         train_x, factor, weights = self._factor

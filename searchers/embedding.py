@@ -13,9 +13,11 @@ first.  (:mod:`searchers.embedding_pool` lets any other Tune searcher search the
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+from linear_operator.utils.errors import NotPSDError
 from predictors.embeddings import ArchEmbeddings
 from predictors.gp import GPSurrogate, check_warp, normal_scores, warped
 from predictors.prior_mean import PriorScores, check_prior_weight, linear_prior_mean
@@ -92,6 +94,7 @@ class EmbeddingGPSearcher(PoolSearcher):
         self.refit_growth = refit_growth
         self._surrogate: GPSurrogate | None = None
         self._fitted_at = 0  # observations at the last hyper-parameter fit
+        self.fit_failures_ = 0  # hyper-parameter fits that failed (each warned, the search went on)
         self.prior = None if prior is None else prior_scores(prior, embeddings)
         self.prior_weight = check_prior_weight(prior_weight)
         self.prior_weight_ = None  # the weight of the last step
@@ -125,7 +128,12 @@ class EmbeddingGPSearcher(PoolSearcher):
             intercept, slope, self.prior_weight_ = linear_prior_mean(self.prior[rows], y, self.prior_weight)
             offset = intercept + slope * self.prior
         surrogate = self._fit_surrogate(self.points[rows], y - offset[rows])
-        return int(candidates[np.argmax(surrogate.log_ei(self.points[candidates], y.max(), offset[candidates]))])
+        try:
+            log_ei = surrogate.log_ei(self.points[candidates], y.max(), offset[candidates])
+        except NotPSDError as error:  # not even jitter made the covariance factorisable
+            warnings.warn(f"GP posterior failed ({error}); this step takes a random candidate", RuntimeWarning)
+            return int(self.rng.choice(candidates))
+        return int(candidates[np.argmax(log_ei)])
 
     def _free_neighbors(self, rows: np.ndarray) -> np.ndarray:
         """Free pool rows one move (the space's ``neighbors``) away from any of ``rows``."""
@@ -141,10 +149,14 @@ class EmbeddingGPSearcher(PoolSearcher):
     def _fit_surrogate(self, X: np.ndarray, y: np.ndarray) -> GPSurrogate:
         n = len(y)
         reuse = self._surrogate is not None and n > self.refit_until and n < self._fitted_at * (1 + self.refit_growth)
-        self._surrogate = GPSurrogate(max_train=self.max_train).fit(X, y, hyper_from=self._surrogate if reuse else None)
-        if not reuse:
+        surrogate = GPSurrogate(max_train=self.max_train).fit(
+            X, y, hyper_from=self._surrogate if reuse else None, fallback=self._surrogate
+        )
+        self.fit_failures_ += surrogate.fit_failed_
+        if not (reuse or surrogate.fit_failed_):  # after a failure the next step fits again
             self._fitted_at = n
-        return self._surrogate
+        self._surrogate = surrogate
+        return surrogate
 
 
 def prior_scores(prior: Any, embeddings: ArchEmbeddings) -> np.ndarray:

@@ -74,6 +74,18 @@ def test_bad_optimizer_and_bad_tables_are_named(tmp_path):
         ArchEmbeddings(SPACE, POOL[:3], np.zeros((2, 4)))
     with pytest.raises(FileNotFoundError, match="missing.parquet"):
         ArchEmbeddings.from_parquet(tmp_path / "missing.parquet")
+    # a table written by something else, with a NaN and an inf: named before any search starts
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = EMBEDDINGS.to_parquet(tmp_path / "nan.parquet")
+    vectors = EMBEDDINGS.vectors.copy()
+    vectors[[3, 7], 0] = [np.nan, np.inf]
+    table = pq.read_table(path)
+    column = pa.array(list(vectors), type=table.schema.field("embedding").type)
+    pq.write_table(table.set_column(table.column_names.index("embedding"), "embedding", column), path)
+    with pytest.raises(ValueError, match=r"2 of 300 embedding vectors hold NaN or inf values, e.g. that of \|"):
+        make_searcher("embedding-gp", SPACE, "val_acc", "max", 0, embeddings=str(path))
 
 
 def _with_initialisations(embeddings: ArchEmbeddings, inits: int = 4, spread: float = 0.1) -> ArchEmbeddings:
@@ -141,9 +153,9 @@ def test_hyperparameters_are_refitted_on_a_geometric_schedule(monkeypatch):
     fits = []
     original = module.GPSurrogate.fit
 
-    def counting_fit(self, X, y, hyper_from=None):
+    def counting_fit(self, X, y, hyper_from=None, fallback=None):
         fits.append(hyper_from is None)
-        return original(self, X, y, hyper_from)
+        return original(self, X, y, hyper_from, fallback)
 
     monkeypatch.setattr(module.GPSurrogate, "fit", counting_fit)
     searcher = EmbeddingSearcher(EMBEDDINGS, "gp-ei", "val_acc", "max", seed=0, num_initial=2, refit_until=10, refit_growth=0.5)
@@ -275,3 +287,55 @@ def test_local_steps_try_the_neighbors_of_the_best_architecture_first():
     assert max(objective(a) for a in archs) >= max(objective(a) for a in global_)
     with pytest.raises(ValueError, match="local must be >= 0"):
         EmbeddingSearcher(pool, local=-1)
+
+
+def _failing_fits(monkeypatch, fail_on: set[int]) -> list[int]:
+    """BoTorch's fit raising ``ModelFittingError`` (what it does once all its retries fail) on
+    the calls numbered in ``fail_on``; returns the number of observations of each call."""
+    import predictors.gp as gp
+    from botorch.exceptions.errors import ModelFittingError
+
+    sizes, original = [], gp.fit_gpytorch_mll
+
+    def fit(mll, *args, **kw):
+        sizes.append(len(mll.model.train_targets))
+        if len(sizes) - 1 in fail_on:
+            raise ModelFittingError("All attempts to fit the model have failed.")
+        return original(mll, *args, **kw)
+
+    monkeypatch.setattr(gp, "fit_gpytorch_mll", fit)
+    return sizes
+
+
+def test_a_failed_fit_takes_the_fallbacks_hyperparameters_or_botorchs_initial_ones(monkeypatch):
+    from predictors.gp import GPSurrogate
+
+    rng = np.random.default_rng(0)
+    X, grid = rng.normal(size=(40, 4)), rng.normal(size=(200, 4))
+    y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=40)
+    good = GPSurrogate().fit(X[:30], y[:30])
+    assert not good.fit_failed_
+    _failing_fits(monkeypatch, fail_on={0, 1})
+    with pytest.warns(RuntimeWarning, match="fit failed on 40 points .* the last good fit's hyper-parameters"):
+        failed = GPSurrogate().fit(X, y, fallback=good)
+    assert failed.fit_failed_
+    assert np.allclose(failed.log_ei(grid), GPSurrogate().fit(X, y, hyper_from=good).log_ei(grid))
+    with pytest.warns(RuntimeWarning, match="BoTorch's initial hyper-parameters"):
+        initial = GPSurrogate().fit(X, y)
+    mean, std = initial.predict(grid)
+    assert np.isfinite(mean).all() and (std > 0).all()
+    assert np.corrcoef(mean, np.sin(grid[:, 0]))[0, 1] > 0.5  # untuned, but still a model of the data
+
+
+def test_a_search_goes_on_through_a_failed_fit_and_fits_again_at_the_next_step(monkeypatch):
+    sizes = _failing_fits(monkeypatch, fail_on={0, 2})
+    searcher = EmbeddingSearcher(
+        EMBEDDINGS, "gp-ei", "val_acc", "max", seed=0, num_initial=5, refit_until=5, refit_growth=0.5
+    )
+    with pytest.warns(RuntimeWarning, match="GP hyper-parameter fit failed"):
+        archs = run(searcher, 20)
+    assert len({a.key for a in archs}) == 20 and searcher.fit_failures_ == 2
+    # the schedule fits at 5, then at 50 % growth; a failed fit (at 5 and at 9) does not count
+    # as one, so the next step fits again (counting it would give 5, 8, 12, 18)
+    assert sizes == [5, 6, 9, 10, 15]
+    assert not searcher._surrogate.fit_failed_
