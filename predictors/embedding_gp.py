@@ -74,7 +74,9 @@ class EmbeddingGPPredictor:
         if self.prior is not None:
             scores = self.prior(archs)
             known = scores[np.isfinite(scores)]
-            self._prior_fill = float(np.median(known)) if len(known) else 0.0
+            if not len(known):
+                raise ValueError(f"the prior scores none of the {len(archs)} architectures to fit (keys of another space?)")
+            self._prior_fill = float(np.median(known))
             scores = np.nan_to_num(scores, nan=self._prior_fill)
             self.prior_mean_ = linear_prior_mean(scores, target, self.prior_weight)
             target = target - self._offset(scores)

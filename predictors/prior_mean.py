@@ -62,8 +62,8 @@ def linear_prior_mean(prior_seen: np.ndarray, y: np.ndarray, weight: float | str
 class PriorScores:
     """Scores of ``space``'s architectures from knowledge gathered elsewhere, by canonical key.
 
-    ``source``: a Parquet path with ``arch`` and ``score`` columns, a mapping from arch strings
-    (or canonical keys) to scores, or a fitted predictor (``predict(archs) -> (mean, std)``,
+    ``source``: a Parquet path with ``arch`` and ``score`` columns, a mapping from arch strings,
+    canonical keys or ``Arch`` values to scores, or a fitted predictor (``predict(archs) -> (mean, std)``,
     e.g. a :class:`~predictors.cg.CGPredictor` fitted on other spaces' benchmark tables, or
     the directory it was saved to), asked once per architecture.  Calling it gives raw scores, NaN where a table has none."""
 
@@ -83,10 +83,13 @@ class PriorScores:
         if not isinstance(source, Mapping):
             raise ValueError(f"a prior is a Parquet path, a mapping arch -> score or a fitted predictor, got {type(source).__name__}")
         for text, score in source.items():
-            try:
-                key = space.parse(text).key
-            except ValueError:  # already a canonical key
-                key = str(text)
+            if isinstance(text, Arch):
+                key = text.key
+            else:
+                try:
+                    key = space.parse(text).key
+                except ValueError:  # already a canonical key
+                    key = str(text)
             self._scores[key] = float(score)
 
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:

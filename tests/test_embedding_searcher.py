@@ -216,6 +216,7 @@ def test_a_prior_from_a_table_a_mapping_or_a_predictor_gives_the_same_scores(tmp
     from_table = prior_scores(str(tmp_path / "prior.parquet"), EMBEDDINGS)
     assert np.allclose(from_table, prior_scores(scores, EMBEDDINGS))
     assert np.allclose(from_table, prior_scores(_ObjectivePredictor(), EMBEDDINGS))
+    assert np.allclose(from_table, prior_scores({a: objective(a) for a in POOL}, EMBEDDINGS))  # Arch keys
     half = prior_scores(dict(list(scores.items())[:150]), EMBEDDINGS)  # the rest get the median
     assert np.isfinite(half).all() and len(np.unique(half[150:])) == 1
     pq.write_table(pa.table({"arch": list(scores)}), tmp_path / "bad.parquet")
@@ -339,3 +340,15 @@ def test_a_search_goes_on_through_a_failed_fit_and_fits_again_at_the_next_step(m
     # as one, so the next step fits again (counting it would give 5, 8, 12, 18)
     assert sizes == [5, 6, 9, 10, 15]
     assert not searcher._surrogate.fit_failed_
+
+
+def test_a_gp_predictor_names_a_prior_that_knows_none_of_its_labels():
+    from predictors.embedding_gp import EmbeddingGPPredictor
+
+    labelled = POOL[:20]
+    values = [objective(a) for a in labelled]
+    other = {get_space("nb101").sample_unique(1, rng=0)[0]: 1.0}
+    with pytest.raises(ValueError, match="the prior scores none of the 20 architectures to fit"):
+        EmbeddingGPPredictor(SPACE, prior=other).fit(labelled, values)
+    by_arch = EmbeddingGPPredictor(SPACE, prior={a: objective(a) for a in POOL}, prior_weight=1.0).fit(labelled, values)
+    assert by_arch.prior_mean_[1] > 0  # the prior (the objective itself) is used, not filled away
