@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,8 @@ def main() -> None:
     parser.add_argument("--use-ray", default="false", choices=("auto", "true", "false"))
     parser.add_argument("--ensemble", type=int, default=1, help="members per predictor (seeds seed*N .. seed*N+N-1)")
     parser.add_argument("--stack", default="", help="our zero-cost proxies to stack with the CG predictor, e.g. naswot,jacov")
-    parser.add_argument("--stack-embeddings", default=None, help="NB201 embedding table: stack a GP on them (fitted on the NB201 labels)")
+    parser.add_argument("--stack-embeddings", default="",
+                        help="NB201 embedding tables, comma-separated: stack a GP on each (fitted on the NB201 labels)")  # fmt: skip
     parser.add_argument("--stack-onehot", action="store_true", help="also stack a GP on the cells' one-hot encoding (fitted on the NB201 labels)")
     parser.add_argument("--stack-weights", default=None, help="stacking weights, CG first, e.g. 3,1")
     parser.add_argument("--target", default="nb201-all", choices=("nb201-all", *SPACE_TABLES, "all"),
@@ -185,11 +187,11 @@ def main() -> None:
         if args.pretrained:
             pretrained.save(args.pretrained)
 
-    stack_embeddings = ArchEmbeddings.from_parquet(args.stack_embeddings, "nb201") if args.stack_embeddings else None
+    tables = {path: ArchEmbeddings.from_parquet(path, "nb201") for path in args.stack_embeddings.split(",") if path}
     # the stack's learning members by name: a fresh GP per fit, on the NB201 labels only
-    learners = {name: make for name, make, wanted in (
-        ("embedding GP", lambda: EmbeddingGPPredictor(stack_embeddings), stack_embeddings is not None),
-        ("one-hot GP", lambda: EmbeddingGPPredictor(get_space("nb201")), args.stack_onehot)) if wanted}
+    learners = {f"GP on {Path(path).name}": partial(EmbeddingGPPredictor, table) for path, table in tables.items()}
+    if args.stack_onehot:
+        learners["one-hot GP"] = partial(EmbeddingGPPredictor, get_space("nb201"))
 
     def weights(members: int) -> list[float] | None:
         if not args.stack_weights:
@@ -256,8 +258,7 @@ def main() -> None:
           f"({args.dataset}, class-mean accuracy; the k labelled ones excluded), mean ± std over seeds {seeds}\n")
     stacked_column = bool(learners) and not proxies
     if stacked_column:
-        on = f" (embeddings: {args.stack_embeddings})" if stack_embeddings is not None else ""
-        print(f"Stacked: the CG predictor with {' and '.join(learners)} fitted on the NB201 labels{on}, "
+        print(f"Stacked: the CG predictor with {' and '.join(learners)} fitted on the NB201 labels, "
               f"weights {args.stack_weights or 'equal'}\n")
     print(f"Smoothed: each class's score averaged along NB201's moves (alpha {ALPHA}, {STEPS} steps, "
           f"predictors.smoothing; no NB201 label used)\n")
