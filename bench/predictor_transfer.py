@@ -19,6 +19,8 @@ the CG predictor stacked with our own proxies (:class:`predictors.stacking.Stack
     python bench/predictor_transfer.py --n-eval 2000 --pretrain-per-space 500   # quicker subset
     python bench/predictor_transfer.py --labels 50,100 --stack-embeddings nb201_emb.parquet   # + a GP on embeddings
     python bench/predictor_transfer.py --labels 100 --ensemble 5 --stack-embeddings nb201_emb.parquet --stack-onehot
+    python bench/predictor_transfer.py --labels 100 --ensemble 5 --stack-embeddings syn.parquet --stack-onehot \
+        --stack-weights 1,2,1   # synthetic-input embeddings weighted twice
     python bench/predictor_transfer.py --labels 0 --ensemble 5 --nb301-surrogate yahpo_nb301_v2 --nb301-samples 1500
 
 ``--target nb101|nb201|darts|all`` is the per-space protocol of the CG paper instead: each target
