@@ -83,13 +83,10 @@ class PriorScores:
         if not isinstance(source, Mapping):
             raise ValueError(f"a prior is a Parquet path, a mapping arch -> score or a fitted predictor, got {type(source).__name__}")
         for text, score in source.items():
-            if isinstance(text, Arch):
-                key = text.key
-            else:
-                try:
-                    key = space.parse(text).key
-                except ValueError:  # already a canonical key
-                    key = str(text)
+            try:
+                key = space.as_arch(text).key
+            except ValueError:  # already a canonical key
+                key = str(text)
             self._scores[key] = float(score)
 
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
