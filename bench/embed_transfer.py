@@ -9,11 +9,15 @@ the same GP on 100 labelled NB201 archs ranks the rest of the sample (within spa
 one-hot GP (the space's own encoding), a log-params GP (the tables' parameter counts) and raw
 params (no fit).  Transfer rows are also given on per-space standardised inputs (each
 space's embeddings z-scored on its own architectures: needs no label of the target), and for a
-ridge fit on embeddings plus log-params.  Accuracy labels are the tables' own (200-epoch NB201, 108-epoch NB101,
-NB301 surrogate values); the Jacobians come from reduced networks on 8x8 digits.
+ridge fit on embeddings plus log-params.  A label-free row, how close each NB201 embedding lies
+to the source space's centre, shows what a GP fitted far from its data ranks by: its distance to
+the data, whatever the labels.  Accuracy labels are the tables' own (200-epoch NB201, 108-epoch NB101,
+NB301 surrogate values); by default the Jacobians come from reduced networks on 8x8 digits.
 
     python bench/embed_transfer.py --spaces nb201,nb101,darts --nb201 1000 --darts 300 \
         --batch-size 64 --epochs 30 --workdir /tmp/raynas-embed-transfer
+    python bench/embed_transfer.py --spaces nb201,darts --dataset synthetic:512 --batch-size 256 \
+        --proj 128 --build '{"nb201": {"C": 16, "N": 2}, "darts": {"C": 16, "layers": 3}}'
 
 Features are kept in ``--workdir`` and reused by a rerun with the same settings.
 """
@@ -99,6 +103,9 @@ def table_rows(
                              ("embedding + log-params ridge, per-space standardised", both, ridge_srcc)):  # fmt: skip
             score = fit(x[source], y[source], x[target], y[target])
             rows.append((name, f"{source} -> {target}", sizes, f"{score:.3f}"))
+        closeness = -np.linalg.norm(emb[target] - emb[source].mean(0), axis=1)
+        score = spearmanr(closeness, y[target]).statistic
+        rows.append(("closeness to the source's embedding centre (no labels)", f"{source} -> {target}", sizes, f"{score:.3f}"))
     within_rows = [("Jacobian embedding GP", s, emb[s]) for s in emb]
     within_rows += [("one-hot GP", target, one_hot), ("log-params GP", target, logp[target])]
     for name, space, x in within_rows:

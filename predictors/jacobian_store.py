@@ -146,51 +146,60 @@ def _extract(
     progress: bool, gpus_per_task: float,
 ) -> "_PartWriter":
     """Run the feature tasks of ``todo`` (at most two per cluster CPU in flight) and stream
-    the results to part files; finished results are written before any error propagates."""
+    the results to part files in the order of ``todo``, whatever order the tasks finish in:
+    the encoder is trained on the parts as stored, so the same request must store the same
+    rows in the same order (one seed, one answer).  Finished results are written before any
+    error propagates."""
     import ray
 
     refs = {name: ray.put(value) for name, value in (("space", space), ("inputs", inputs), ("basis", torch.from_numpy(basis)))}
     task = ray.remote(num_cpus=1, num_gpus=gpus_per_task)(_extract_one)
     in_flight = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     writer = _PartWriter(out, meta, chunk)
-    pending: dict[Any, Arch] = {}
-    queue = iter(todo)
+    pending: dict[Any, tuple[int, Arch]] = {}
+    finished: dict[int, tuple[Arch, np.ndarray]] = {}  # results that wait for an earlier one
+    queue = enumerate(todo)
+    written = 0
     bar = progress_bar(len(todo), "jacobian features", "arch", progress)
     try:
         while True:
-            while len(pending) < in_flight and (arch := next(queue, None)) is not None:
-                pending[task.remote(refs["space"], arch.text, refs["inputs"], refs["basis"], meta)] = arch
+            while len(pending) < in_flight and len(finished) < in_flight and (item := next(queue, None)) is not None:
+                pending[task.remote(refs["space"], item[1].text, refs["inputs"], refs["basis"], meta)] = item
             if not pending:
                 break
             (ready,), _ = ray.wait(list(pending), num_returns=1)
-            arch = pending.pop(ready)
+            index, arch = pending.pop(ready)
             try:
-                features = ray.get(ready)
+                finished[index] = (arch, ray.get(ready))
             except Exception as err:
-                _keep_finished(pending, writer)
+                _keep_finished(pending, finished)
                 raise RuntimeError(
                     f"extracting features of {space.name} arch {arch} failed; finished architectures are "
                     f"kept in {out}, rerun to resume: {err}"
                 ) from err
-            writer.add(arch, features)
+            while written in finished:
+                writer.add(*finished.pop(written))
+                written += 1
             bar.update(1)
     finally:
         for ref in pending:
             ray.cancel(ref)
+        for index in sorted(finished):  # only after an error: keep every finished result
+            writer.add(*finished[index])
         writer.flush()
         bar.close()
     return writer
 
 
-def _keep_finished(pending: dict[Any, Arch], writer: "_PartWriter") -> None:
-    """Move the tasks that already succeeded out of ``pending`` into ``writer``."""
+def _keep_finished(pending: dict[Any, tuple[int, Arch]], finished: dict[int, tuple[Arch, np.ndarray]]) -> None:
+    """Move the tasks that already succeeded out of ``pending`` into ``finished``."""
     import ray
 
     ready, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
     for ref in ready:
-        arch = pending.pop(ref)
+        index, arch = pending.pop(ref)
         try:
-            writer.add(arch, ray.get(ref))
+            finished[index] = (arch, ray.get(ref))
         except Exception:  # noqa: BLE001 -- another failure; the first one is reported
             continue
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -139,6 +140,18 @@ class FailingSpace(NB201Space):
         return super().build(arch, *args, **kw)
 
 
+class SlowSpace(NB201Space):
+    """NB201, except that building one chosen architecture takes a second longer."""
+
+    def __init__(self, slow_text: str):
+        self.slow_text = slow_text
+
+    def build(self, arch, *args, **kw):
+        if arch.text == self.slow_text:
+            time.sleep(1.0)
+        return super().build(arch, *args, **kw)
+
+
 ARCHS = [SPACE.canonical(a) for a in SPACE.sample_unique(12, 7)]
 
 
@@ -159,6 +172,15 @@ def test_bulk_extraction_stores_features_once_per_isomorphism_class(ray_session,
     streamed = list(iter_features(out, batch_rows=2, seed=0))
     assert sorted(k for ks, _ in streamed for k in ks) == sorted(keys)
     assert [len(ks) for ks, _ in streamed] == [2, 2, 1]
+
+
+def test_rows_are_stored_in_the_order_asked_whatever_order_the_tasks_finish_in(ray_session, tmp_path):
+    # the first task is the slowest, so the next ones finish before it; the encoder trains on
+    # the parts as stored, and the same request must give the same encoder
+    out = tmp_path / "features.parquet"
+    extract_to_parquet(SlowSpace(ARCHS[0].text), ARCHS[:6], "digits", out, **STORE)
+    keys, _, _ = read_features(out)
+    assert keys == [a.key for a in ARCHS[:6]]
 
 
 def test_extraction_resumes_after_a_crash_and_after_losing_a_part(ray_session, tmp_path):
