@@ -17,13 +17,21 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from scipy import sparse
 
+from predictors.smoothing import move_graph
 from raynas.benchmarks import TabularBenchmark
 
 
-def steepest_ascent(valid: np.ndarray, neighbors: list[np.ndarray]) -> np.ndarray:
-    """For every cell, the local optimum its steepest ascent ends at (pointer doubling)."""
-    up = np.array([n[np.argmax(valid[n])] if len(n) and valid[n].max() > valid[i] else i for i, n in enumerate(neighbors)])
+def steepest_ascent(valid: np.ndarray, moves: sparse.csr_matrix) -> np.ndarray:
+    """For every cell, the local optimum its steepest ascent ends at (pointer doubling);
+    ``moves`` is the pool's :func:`~predictors.smoothing.move_graph`."""
+    up = np.arange(len(valid))
+    for cell in range(len(valid)):
+        near = moves.indices[moves.indptr[cell] : moves.indptr[cell + 1]]
+        best = near[np.argmax(valid[near])]
+        if valid[best] > valid[cell]:
+            up[cell] = best
     while not np.array_equal(up[up], up):
         up = up[up]
     return up
@@ -38,11 +46,9 @@ def best_start_climbs(valid: np.ndarray, ends: np.ndarray, n: int, draws: int, r
 def describe(name: str, table: TabularBenchmark, starts: list[int], draws: int, top: int) -> None:
     space = table.space
     archs = list(dict.fromkeys(space.enumerate()))  # the classes as the searchers' pool holds them
-    row = {a: i for i, a in enumerate(archs)}
     valid = np.array([table.query(a, "valid") for a in archs])
     test = np.array([table.query(a, "test") for a in archs])
-    neighbors = [np.array(sorted({row[b] for b in space.neighbors(a) if b in row}), dtype=int) for a in archs]
-    ends = steepest_ascent(valid, neighbors)
+    ends = steepest_ascent(valid, move_graph(archs, space))
     optima, sizes = np.unique(ends, return_counts=True)
     order = np.argsort(-valid[optima])
     print(f"\n## {name}: {len(archs)} classes, {len(optima)} local optima\n")

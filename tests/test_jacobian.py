@@ -128,26 +128,17 @@ def test_bad_input_raises_clear_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------- bulk, via Ray
-class FailingSpace(NB201Space):
-    """NB201, except that building one chosen architecture fails (a crash mid-extraction)."""
+class TroubledSpace(NB201Space):
+    """NB201, except that building one chosen architecture crashes (a failure mid-extraction)
+    or takes a second longer (its task finishes after later ones)."""
 
-    def __init__(self, fail_text: str):
-        self.fail_text = fail_text
-
-    def build(self, arch, *args, **kw):
-        if arch.text == self.fail_text:
-            raise RuntimeError("simulated crash")
-        return super().build(arch, *args, **kw)
-
-
-class SlowSpace(NB201Space):
-    """NB201, except that building one chosen architecture takes a second longer."""
-
-    def __init__(self, slow_text: str):
-        self.slow_text = slow_text
+    def __init__(self, chosen_text: str, trouble: str):
+        self.chosen_text, self.trouble = chosen_text, trouble
 
     def build(self, arch, *args, **kw):
-        if arch.text == self.slow_text:
+        if arch.text == self.chosen_text:
+            if self.trouble == "crash":
+                raise RuntimeError("simulated crash")
             time.sleep(1.0)
         return super().build(arch, *args, **kw)
 
@@ -178,7 +169,7 @@ def test_rows_are_stored_in_the_order_asked_whatever_order_the_tasks_finish_in(r
     # the first task is the slowest, so the next ones finish before it; the encoder trains on
     # the parts as stored, and the same request must give the same encoder
     out = tmp_path / "features.parquet"
-    extract_to_parquet(SlowSpace(ARCHS[0].text), ARCHS[:6], "digits", out, **STORE)
+    extract_to_parquet(TroubledSpace(ARCHS[0].text, "slow"), ARCHS[:6], "digits", out, **STORE)
     keys, _, _ = read_features(out)
     assert keys == [a.key for a in ARCHS[:6]]
 
@@ -186,7 +177,7 @@ def test_rows_are_stored_in_the_order_asked_whatever_order_the_tasks_finish_in(r
 def test_extraction_resumes_after_a_crash_and_after_losing_a_part(ray_session, tmp_path):
     out = tmp_path / "features.parquet"
     with pytest.raises(RuntimeError, match="rerun to resume"):
-        extract_to_parquet(FailingSpace(ARCHS[7].text), ARCHS, "digits", out, **STORE)
+        extract_to_parquet(TroubledSpace(ARCHS[7].text, "crash"), ARCHS, "digits", out, **STORE)
     kept = stored_keys(out)
     assert 1 <= len(kept) < 12 and ARCHS[7].key not in kept  # finished work survived the crash
     summary = extract_to_parquet(SPACE, ARCHS, "digits", out, **STORE)
