@@ -7,10 +7,11 @@ valid accuracy; its basin is the set of cells whose steepest ascent ends there. 
 that climbs from the best of its first N random cells (REA, local search, ``embedding-gp``
 with ``local=1``) ends in that cell's basin, so the chance that the best of N random cells
 lies in the global optimum's basin bounds how often such a search finds the optimum without
-a restart.
+a restart.  With ``--prior`` (a table from ``bench/transfer_prior.py``) it also says where the
+prior's favourites lie: in which basin, how many moves from the optimum, and how good they are.
 
     python bench/nb201_landscape.py --table cifar10=../shared/benchmarks/nb201_all.parquet \
-        --table imagenet16=../shared/benchmarks/nb201_imagenet16.parquet
+        --table imagenet16=../shared/benchmarks/nb201_imagenet16.parquet --prior prior.parquet
 """
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ import argparse
 
 import numpy as np
 from scipy import sparse
+from scipy.sparse.csgraph import shortest_path
 
+from predictors.prior_mean import PriorScores
 from predictors.smoothing import move_graph
 from raynas.benchmarks import TabularBenchmark
 
@@ -43,12 +46,35 @@ def best_start_climbs(valid: np.ndarray, ends: np.ndarray, n: int, draws: int, r
     return ends[starts[np.arange(draws), np.argmax(valid[starts], axis=1)]]
 
 
-def describe(name: str, table: TabularBenchmark, starts: list[int], draws: int, top: int) -> None:
+def describe_prior(prior: np.ndarray, valid: np.ndarray, ends: np.ndarray, moves: sparse.csr_matrix, counts: list[int]) -> None:
+    """Where the ``k`` top-scored cells of a prior lie relative to the optimum and its basin."""
+    best = int(np.argmax(valid))
+    distance = shortest_path(moves, unweighted=True, indices=best)
+    rank = np.argsort(np.argsort(-valid))  # 0 = the best valid cell
+    order = np.argsort(-np.where(np.isfinite(prior), prior, -np.inf), kind="stable")
+    print("\nthe prior's top k cells:\n")
+    print("| k | " + " | ".join(map(str, counts)) + " |\n| --- |" + " --- |" * len(counts))
+    tops = [order[:k] for k in counts]
+    rows = {
+        "share in the optimum's basin": [f"{np.mean(ends[c] == best):.2f}" for c in tops],
+        "moves to the optimum, mean": [f"{distance[c].mean():.1f}" for c in tops],
+        "valid rank, median": [f"{np.median(rank[c]):.0f}" for c in tops],
+        "best valid among them": [f"{valid[c].max():.2f}" for c in tops],
+        "its climb ends at the optimum": [str(bool(ends[c[np.argmax(valid[c])]] == best)).lower() for c in tops],
+    }
+    for label, cells in rows.items():
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def describe(
+    name: str, table: TabularBenchmark, starts: list[int], draws: int, top: int, prior: PriorScores | None, counts: list[int]
+) -> None:
     space = table.space
     archs = list(dict.fromkeys(space.enumerate()))  # the classes as the searchers' pool holds them
     valid = np.array([table.query(a, "valid") for a in archs])
     test = np.array([table.query(a, "test") for a in archs])
-    ends = steepest_ascent(valid, move_graph(archs, space))
+    moves = move_graph(archs, space)
+    ends = steepest_ascent(valid, moves)
     optima, sizes = np.unique(ends, return_counts=True)
     order = np.argsort(-valid[optima])
     print(f"\n## {name}: {len(archs)} classes, {len(optima)} local optima\n")
@@ -62,6 +88,8 @@ def describe(name: str, table: TabularBenchmark, starts: list[int], draws: int, 
     print("| N | " + " | ".join(map(str, starts)) + " |\n| --- |" + " --- |" * len(starts))
     print("| ends at the optimum | " + " | ".join(f"{np.mean(c == np.argmax(valid)):.3f}" for c in climbs) + " |")
     print("| test of where it ends, mean | " + " | ".join(f"{test[c].mean():.2f}" for c in climbs) + " |")
+    if prior is not None:
+        describe_prior(prior(archs), valid, ends, moves, counts)
 
 
 def main() -> None:
@@ -70,6 +98,8 @@ def main() -> None:
     parser.add_argument("--starts", default="1,5,10,20,50", help="random start counts N")
     parser.add_argument("--draws", type=int, default=4000)
     parser.add_argument("--top", type=int, default=8, help="local optima listed")
+    parser.add_argument("--prior", help="a prior table (arch, score) or saved CG predictor, e.g. from bench/transfer_prior.py")
+    parser.add_argument("--prior-top", default="1,5,10,20,50,100", help="top-k counts of the prior reported")
     args = parser.parse_args()
     tables = args.table or ["cifar10=../shared/benchmarks/nb201_all.parquet"]
     for item in tables:
@@ -77,7 +107,9 @@ def main() -> None:
         if not path:
             parser.error(f"--table takes DATASET=PATH, got {item!r}")
         table = TabularBenchmark.from_parquet(path, "nb201", dataset)
-        describe(f"NB201 {dataset}", table, [int(n) for n in args.starts.split(",")], args.draws, args.top)
+        prior = PriorScores(args.prior, table.space) if args.prior else None
+        counts = [int(k) for k in args.prior_top.split(",")]
+        describe(f"NB201 {dataset}", table, [int(n) for n in args.starts.split(",")], args.draws, args.top, prior, counts)
 
 
 if __name__ == "__main__":
