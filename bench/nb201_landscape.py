@@ -16,6 +16,7 @@ prior's favourites lie: in which basin, how many moves from the optimum, and how
 from __future__ import annotations
 
 import argparse
+from typing import Iterator
 
 import numpy as np
 from scipy import sparse
@@ -24,6 +25,27 @@ from scipy.sparse.csgraph import shortest_path
 from predictors.prior_mean import PriorScores
 from predictors.smoothing import move_graph
 from raynas.benchmarks import TabularBenchmark
+from search_spaces import get_space
+
+
+def add_table_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", action="append", metavar="DATASET=PATH", help="an NB201 table and its dataset column")
+
+
+def read_tables(parser: argparse.ArgumentParser, items: list[str] | None) -> Iterator[tuple[str, TabularBenchmark]]:
+    """``(dataset, table)`` for each ``--table DATASET=PATH``, every item checked before the first loads."""
+    items = items or ["cifar10=../shared/benchmarks/nb201_all.parquet"]
+    for item in items:
+        if not item.partition("=")[2]:
+            parser.error(f"--table takes DATASET=PATH, got {item!r}")
+    for item in items:
+        dataset, _, path = item.partition("=")
+        yield dataset, TabularBenchmark.from_parquet(path, "nb201", dataset)
+
+
+def neighbours(moves: sparse.csr_matrix, cell: int) -> np.ndarray:
+    """The cells one move from ``cell`` in a :func:`~predictors.smoothing.move_graph`."""
+    return moves.indices[moves.indptr[cell] : moves.indptr[cell + 1]]
 
 
 def steepest_ascent(valid: np.ndarray, moves: sparse.csr_matrix) -> np.ndarray:
@@ -31,7 +53,7 @@ def steepest_ascent(valid: np.ndarray, moves: sparse.csr_matrix) -> np.ndarray:
     ``moves`` is the pool's :func:`~predictors.smoothing.move_graph`."""
     up = np.arange(len(valid))
     for cell in range(len(valid)):
-        near = moves.indices[moves.indptr[cell] : moves.indptr[cell + 1]]
+        near = neighbours(moves, cell)
         best = near[np.argmax(valid[near])]
         if valid[best] > valid[cell]:
             up[cell] = best
@@ -94,21 +116,16 @@ def describe(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", action="append", metavar="DATASET=PATH", help="an NB201 table and its dataset column")
+    add_table_option(parser)
     parser.add_argument("--starts", default="1,5,10,20,50", help="random start counts N")
     parser.add_argument("--draws", type=int, default=4000)
     parser.add_argument("--top", type=int, default=8, help="local optima listed")
     parser.add_argument("--prior", help="a prior table (arch, score) or saved CG predictor, e.g. from bench/transfer_prior.py")
     parser.add_argument("--prior-top", default="1,5,10,20,50,100", help="top-k counts of the prior reported")
     args = parser.parse_args()
-    tables = args.table or ["cifar10=../shared/benchmarks/nb201_all.parquet"]
-    for item in tables:
-        dataset, _, path = item.partition("=")
-        if not path:
-            parser.error(f"--table takes DATASET=PATH, got {item!r}")
-        table = TabularBenchmark.from_parquet(path, "nb201", dataset)
-        prior = PriorScores(args.prior, table.space) if args.prior else None
-        counts = [int(k) for k in args.prior_top.split(",")]
+    prior = PriorScores(args.prior, get_space("nb201")) if args.prior else None  # read once, before any table
+    counts = [int(k) for k in args.prior_top.split(",")]
+    for dataset, table in read_tables(parser, args.table):
         describe(f"NB201 {dataset}", table, [int(n) for n in args.starts.split(",")], args.draws, args.top, prior, counts)
 
 

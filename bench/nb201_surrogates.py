@@ -21,6 +21,7 @@ import torch
 from scipy.stats import spearmanr
 from sklearn.linear_model import BayesianRidge
 
+from nb201_landscape import add_table_option, neighbours, read_tables
 from predictors.gp import GPSurrogate, warped
 from predictors.smoothing import move_graph
 from raynas.benchmarks import TabularBenchmark
@@ -67,7 +68,7 @@ def compare(name: str, table: TabularBenchmark, counts: list[int], reps: int) ->
             train = rng.choice(len(valid), n, replace=False)
             y = warped(valid[train], "rank")
             best = train[np.argmax(valid[train])]
-            near = moves.indices[moves.indptr[best] : moves.indptr[best + 1]]
+            near = neighbours(moves, best)
             near = near[~np.isin(near, train)]
             for label, (fit, features) in models.items():
                 with warnings.catch_warnings(record=True) as caught:  # a failed fit warns; counted, not printed
@@ -81,20 +82,17 @@ def compare(name: str, table: TabularBenchmark, counts: list[int], reps: int) ->
                 )
         for label, rows in scores.items():
             mean = np.mean(rows, axis=0)
-            print(f"| {label} | {n} | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.2f} | {int(mean[3] * reps)} |")
+            failed = sum(row[3] for row in rows)
+            print(f"| {label} | {n} | {mean[0]:.3f} | {mean[1]:.3f} | {mean[2]:.2f} | {failed} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--table", action="append", metavar="DATASET=PATH", help="an NB201 table and its dataset column")
+    add_table_option(parser)
     parser.add_argument("--labels", default="20,40", help="labelled random cells n")
     parser.add_argument("--reps", type=int, default=20)
     args = parser.parse_args()
-    for item in args.table or ["cifar10=../shared/benchmarks/nb201_all.parquet"]:
-        dataset, _, path = item.partition("=")
-        if not path:
-            parser.error(f"--table takes DATASET=PATH, got {item!r}")
-        table = TabularBenchmark.from_parquet(path, "nb201", dataset)
+    for dataset, table in read_tables(parser, args.table):
         compare(f"NB201 {dataset}", table, [int(n) for n in args.labels.split(",")], args.reps)
 
 
